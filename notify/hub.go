@@ -1,0 +1,191 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"notifyhub/payloads"
+	"notifyhub/subscriptions"
+)
+
+// Encoder encodes a notification as one frame of a wire protocol (an OnEvent
+// invocation). Subscribers that return the same Encoder share one encoding.
+type Encoder interface {
+	EncodeNotification(n *payloads.Notification) ([]byte, error)
+}
+
+// Subscriber is one client connection as the hub core sees it.
+type Subscriber interface {
+	// Tenant is the only tenant whose notifications the subscriber receives.
+	Tenant() string
+	// Subscriptions is the subscriber's set, guarded by the hub's index.
+	Subscriptions() *subscriptions.Set
+	// Encoder encodes for the subscriber's protocol.
+	Encoder() Encoder
+	// Deliver queues a shared, immutable frame without blocking; false means
+	// it was not queued (slow or closed connection).
+	Deliver(frame []byte) bool
+}
+
+// Metrics receives the core's counts, e.g. for Prometheus.
+type Metrics interface {
+	Published(n int)
+	Delivered(n int)
+	Expired()
+	Dropped(n int)
+	EncodeFailed()
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Published(int) {}
+func (noMetrics) Delivered(int) {}
+func (noMetrics) Expired()      {}
+func (noMetrics) Dropped(int)   {}
+func (noMetrics) EncodeFailed() {}
+
+// Options configure a Hub.
+type Options struct {
+	// Backplane carries publishes to every node. Default: NewMemoryBackplane().
+	Backplane Backplane
+	// MaxSubscriptions bounds the entries one connection may hold; 0: unlimited.
+	MaxSubscriptions int
+	// Metrics receives counts. Default: none.
+	Metrics Metrics
+	// Now is the clock used for expiry. Default: time.Now.
+	Now func() time.Time
+}
+
+// Hub matches and delivers notifications.
+type Hub struct {
+	index      *subscriptions.Index[Subscriber]
+	backplane  Backplane
+	maxSubs    int
+	metrics    Metrics
+	now        func() time.Time
+	recipients sync.Pool // *[]Subscriber reused by deliver
+}
+
+// New returns a hub; call Run to start receiving from the backplane.
+func New(opts Options) *Hub {
+	h := &Hub{
+		index:     subscriptions.NewIndex[Subscriber](),
+		backplane: opts.Backplane,
+		maxSubs:   opts.MaxSubscriptions,
+		metrics:   opts.Metrics,
+		now:       opts.Now,
+	}
+	if h.backplane == nil {
+		h.backplane = NewMemoryBackplane()
+	}
+	if h.metrics == nil {
+		h.metrics = noMetrics{}
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.recipients.New = func() any { s := make([]Subscriber, 0, 256); return &s }
+	return h
+}
+
+// Run delivers what the backplane receives until ctx ends.
+func (h *Hub) Run(ctx context.Context) error {
+	return h.backplane.Run(ctx, h.Deliver)
+}
+
+// Ready reports whether publishes reach every node (see Backplane.Ready).
+func (h *Hub) Ready() error { return h.backplane.Ready() }
+
+// Publish hands validated notifications of tenant to the backplane. When it
+// returns nil, every matching subscriber connected now has them queued (in
+// memory) or every node has accepted them (Redis).
+func (h *Hub) Publish(ctx context.Context, tenant string, ns []payloads.Notification) error {
+	if err := h.backplane.Publish(ctx, tenant, ns); err != nil {
+		return fmt.Errorf("publish %d notifications for tenant %q: %w", len(ns), tenant, err)
+	}
+	h.metrics.Published(len(ns))
+	return nil
+}
+
+// Subscribe adds f to s's subscriptions.
+func (h *Hub) Subscribe(s Subscriber, f payloads.Filter) (int, error) {
+	return h.index.Subscribe(s.Tenant(), s, s.Subscriptions(), f, h.maxSubs)
+}
+
+// Unsubscribe removes exactly f's entries from s's subscriptions.
+func (h *Hub) Unsubscribe(s Subscriber, f payloads.Filter) int {
+	return h.index.Unsubscribe(s.Tenant(), s, s.Subscriptions(), f)
+}
+
+// Disconnect drops all of s's subscriptions.
+func (h *Hub) Disconnect(s Subscriber) {
+	h.index.RemoveAll(s.Tenant(), s, s.Subscriptions())
+}
+
+// maxEncoders bounds the protocols one delivery can meet; a few is plenty.
+const maxEncoders = 4
+
+type encoded struct {
+	enc   Encoder
+	frame []byte
+}
+
+// Deliver hands notifications of tenant to this node's matching subscribers,
+// in order. Each notification is encoded at most once per protocol, and
+// only for protocols that some recipient uses. Expired notifications are
+// skipped. Backplanes call it; it is exported for them.
+func (h *Hub) Deliver(tenant string, ns []payloads.Notification) {
+	now := h.now()
+	rp := h.recipients.Get().(*[]Subscriber)
+	defer h.recipients.Put(rp)
+	for i := range ns {
+		n := &ns[i]
+		if n.Expired(now) {
+			h.metrics.Expired()
+			continue
+		}
+		recipients := h.index.Match(tenant, n.Event, n.Routing, (*rp)[:0])
+		var cache [maxEncoders]encoded
+		delivered, dropped := 0, 0
+		for _, s := range recipients {
+			frame, ok := h.frameFor(n, s.Encoder(), &cache)
+			if ok && s.Deliver(frame) {
+				delivered++
+			} else {
+				dropped++
+			}
+		}
+		clear(recipients) // do not keep subscribers alive through the pool
+		*rp = recipients[:0]
+		h.metrics.Delivered(delivered)
+		if dropped > 0 {
+			h.metrics.Dropped(dropped)
+		}
+	}
+}
+
+// frameFor returns n encoded by enc, encoding it on first use.
+func (h *Hub) frameFor(n *payloads.Notification, enc Encoder, cache *[maxEncoders]encoded) ([]byte, bool) {
+	for i := range cache {
+		switch cache[i].enc {
+		case enc:
+			return cache[i].frame, cache[i].frame != nil
+		case nil:
+			frame, err := enc.EncodeNotification(n)
+			if err != nil {
+				h.metrics.EncodeFailed()
+			}
+			cache[i] = encoded{enc, frame}
+			return frame, frame != nil
+		}
+	}
+	frame, err := enc.EncodeNotification(n) // more protocols than slots: still correct
+	return frame, err == nil
+}
+
+// Stats describe the index for metrics.
+func (h *Hub) Stats() (tenants, connections, entries int) {
+	return h.index.Tenants(), h.index.Connections(), h.index.Entries()
+}

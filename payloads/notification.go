@@ -1,0 +1,82 @@
+package payloads
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Notification is one event delivered to clients as the argument of OnEvent.
+// Field names on the wire are the compact Portos keys; absent optional values
+// are written as null, as the Portos (.NET) server does.
+type Notification struct {
+	Event     string     `json:"e" msgpack:"e"`
+	Sender    *Sender    `json:"s" msgpack:"s"`
+	Reference *string    `json:"r" msgpack:"r"`
+	CreatedAt time.Time  `json:"ca" msgpack:"ca"`
+	ExpiresAt *time.Time `json:"ea" msgpack:"ea"`
+	Payload   RawJSON    `json:"p" msgpack:"p"`
+
+	// Routing is what subscriptions match on besides the event. It is derived
+	// from the payload while validating and is not part of the wire format.
+	Routing Routing `json:"-" msgpack:"-"`
+}
+
+// Routing holds the parts of a notification that subscriptions filter on.
+// Resource and Action are set for resource events only.
+type Routing struct {
+	Resource string
+	Action   Action
+}
+
+// Expired reports whether the notification must no longer be delivered at now.
+func (n *Notification) Expired(now time.Time) bool {
+	return n.ExpiresAt != nil && !now.Before(*n.ExpiresAt)
+}
+
+// Sender identifies who caused a notification.
+type Sender struct {
+	ConnectionID *string       `json:"c" msgpack:"c"`
+	User         *UserIdentity `json:"u" msgpack:"u"`
+}
+
+// UserIdentity names a user, the device and the feature they acted from.
+type UserIdentity struct {
+	User    *string `json:"u" msgpack:"u"`
+	Device  *string `json:"d" msgpack:"d"`
+	Feature *string `json:"f" msgpack:"f"`
+}
+
+// ResourceChangedPayload is the payload of portos.resources.changed.
+type ResourceChangedPayload struct {
+	User      *UserIdentity     `json:"u" msgpack:"u"`
+	Name      string            `json:"n" msgpack:"n"`
+	Action    Action            `json:"a" msgpack:"a"`
+	Info      *ResourceInfo     `json:"i" msgpack:"i"`
+	Resources []json.RawMessage `json:"r" msgpack:"-"`
+}
+
+// ResourceInfo identifies the resource that changed and its new version.
+type ResourceInfo struct {
+	ID      *string `json:"i" msgpack:"i"`
+	Name    *string `json:"n" msgpack:"n"`
+	Version *int64  `json:"v" msgpack:"v"`
+}
+
+// RawJSON is a validated, compact JSON value kept as the publisher sent it, so
+// that the JSON hub protocol writes it without re-encoding and the MessagePack
+// protocol converts it value for value.
+type RawJSON []byte
+
+// MarshalJSON returns the raw value, or null when empty.
+func (r RawJSON) MarshalJSON() ([]byte, error) {
+	if len(r) == 0 {
+		return []byte("null"), nil
+	}
+	return r, nil
+}
+
+// UnmarshalJSON keeps a copy of the raw value.
+func (r *RawJSON) UnmarshalJSON(b []byte) error {
+	*r = append((*r)[:0], b...)
+	return nil
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything an operator can set. DefaultConfig holds the embedded
+// defaults; FromEnv overlays the HUB_* environment variables (README lists them).
+type Config struct {
+	HubAddr      string // HUB_ADDR: public listener (hub, health)
+	InternalAddr string // HUB_INTERNAL_ADDR: internal listener (publish API, metrics)
+
+	JWTSecret          string // HUB_JWT_SECRET: HS256 key
+	JWTPublicKeyFile   string // HUB_JWT_PUBLIC_KEY_FILE: PEM RSA or ECDSA public key (RS256/ES256)
+	JWTIssuer          string // HUB_JWT_ISSUER: required "iss" when set
+	JWTAudience        string // HUB_JWT_AUDIENCE: required "aud" when set
+	ClientScope        string // HUB_CLIENT_SCOPE: scope a client token must hold
+	PublishScope       string // HUB_PUBLISH_SCOPE: scope a publisher token must hold
+	CloseOnTokenExpiry bool   // HUB_CLOSE_ON_TOKEN_EXPIRY: close connections when their token expires
+
+	Events         []string // HUB_EVENTS: the event catalogue
+	ResourceEvents []string // HUB_RESOURCE_EVENTS: events whose payload is a ResourceChangedPayload
+	Transports     []string // HUB_TRANSPORTS: offered transports, in order
+	CORSOrigins    []string // HUB_CORS_ORIGINS: browser origins allowed to negotiate cross-origin
+
+	MaxMessageSize    int           // HUB_MAX_MESSAGE_SIZE: largest incoming hub message (bytes)
+	MaxPublishBytes   int           // HUB_MAX_PUBLISH_BYTES: largest publish body (bytes)
+	MaxBatch          int           // HUB_MAX_BATCH: most notifications in one publish
+	MaxSubscriptions  int           // HUB_MAX_SUBSCRIPTIONS: subscription entries per connection
+	QueueLength       int           // HUB_QUEUE_LENGTH: outbound frames per connection before it is closed as slow
+	HandshakeTimeout  time.Duration // HUB_HANDSHAKE_TIMEOUT
+	KeepAliveInterval time.Duration // HUB_KEEPALIVE_INTERVAL
+	ClientTimeout     time.Duration // HUB_CLIENT_TIMEOUT
+	ShutdownTimeout   time.Duration // HUB_SHUTDOWN_TIMEOUT: drain time on SIGTERM
+
+	RedisURL string // HUB_REDIS_URL: Redis backplane; empty = this node only
+	LogLevel string // HUB_LOG_LEVEL: debug, info, warn, error
+}
+
+// DefaultConfig returns the embedded defaults: enough to run one node.
+func DefaultConfig() Config {
+	return Config{
+		HubAddr:            ":8080",
+		InternalAddr:       "127.0.0.1:8081",
+		ClientScope:        "notifications.subscribe",
+		PublishScope:       "notifications.publish",
+		CloseOnTokenExpiry: true,
+		Events:             []string{"portos.resources.changed", "portos.licence.activated"},
+		ResourceEvents:     []string{"portos.resources.changed"},
+		Transports:         []string{"WebSockets"},
+		MaxMessageSize:     32 << 10,
+		MaxPublishBytes:    1 << 20,
+		MaxBatch:           1000,
+		MaxSubscriptions:   1000,
+		QueueLength:        1024,
+		HandshakeTimeout:   15 * time.Second,
+		KeepAliveInterval:  15 * time.Second,
+		ClientTimeout:      30 * time.Second,
+		ShutdownTimeout:    10 * time.Second,
+		LogLevel:           "info",
+	}
+}
+
+// FromEnv returns cfg with every HUB_* variable that getenv finds applied.
+func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var errs []string
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	list := func(name string, dst *[]string) {
+		if v := getenv(name); v != "" {
+			*dst = splitList(v)
+		}
+	}
+	num := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Sprintf("%s=%q: want a positive integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Sprintf("%s=%q: want a positive duration such as 15s", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v := getenv(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: want true or false", name, v))
+				return
+			}
+			*dst = b
+		}
+	}
+	str("HUB_ADDR", &cfg.HubAddr)
+	str("HUB_INTERNAL_ADDR", &cfg.InternalAddr)
+	str("HUB_JWT_SECRET", &cfg.JWTSecret)
+	str("HUB_JWT_PUBLIC_KEY_FILE", &cfg.JWTPublicKeyFile)
+	str("HUB_JWT_ISSUER", &cfg.JWTIssuer)
+	str("HUB_JWT_AUDIENCE", &cfg.JWTAudience)
+	str("HUB_CLIENT_SCOPE", &cfg.ClientScope)
+	str("HUB_PUBLISH_SCOPE", &cfg.PublishScope)
+	boolean("HUB_CLOSE_ON_TOKEN_EXPIRY", &cfg.CloseOnTokenExpiry)
+	list("HUB_EVENTS", &cfg.Events)
+	list("HUB_RESOURCE_EVENTS", &cfg.ResourceEvents)
+	list("HUB_TRANSPORTS", &cfg.Transports)
+	list("HUB_CORS_ORIGINS", &cfg.CORSOrigins)
+	num("HUB_MAX_MESSAGE_SIZE", &cfg.MaxMessageSize)
+	num("HUB_MAX_PUBLISH_BYTES", &cfg.MaxPublishBytes)
+	num("HUB_MAX_BATCH", &cfg.MaxBatch)
+	num("HUB_MAX_SUBSCRIPTIONS", &cfg.MaxSubscriptions)
+	num("HUB_QUEUE_LENGTH", &cfg.QueueLength)
+	dur("HUB_HANDSHAKE_TIMEOUT", &cfg.HandshakeTimeout)
+	dur("HUB_KEEPALIVE_INTERVAL", &cfg.KeepAliveInterval)
+	dur("HUB_CLIENT_TIMEOUT", &cfg.ClientTimeout)
+	dur("HUB_SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
+	str("HUB_REDIS_URL", &cfg.RedisURL)
+	str("HUB_LOG_LEVEL", &cfg.LogLevel)
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
+	}
+	return cfg, nil
+}
+
+// DevMode reports whether no JWT key is configured (go run . with defaults).
+func (c Config) DevMode() bool { return c.JWTSecret == "" && c.JWTPublicKeyFile == "" }
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,294 @@
+package signalr
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// Transport names as negotiate lists them.
+const (
+	WebSockets       = "WebSockets"
+	ServerSentEvents = "ServerSentEvents"
+	LongPolling      = "LongPolling"
+)
+
+// Options configure an Endpoint. Zero fields take the defaults written beside
+// them, which are ASP.NET Core SignalR's.
+type Options struct {
+	// Handler receives the hub invocations. Required.
+	Handler Handler
+	// Authenticate checks a negotiate or connect request and returns what the
+	// Handler later finds in Conn.UserData. An error that has a
+	// StatusCode() int method is answered with that status, any other with 401.
+	// Nil: every request is anonymous.
+	Authenticate func(c *fiber.Ctx) (any, error)
+	// SameUser reports whether a connect request's user (from Authenticate) may
+	// take over the connection negotiated by another request's user. Nil: any.
+	SameUser func(negotiated, connecting any) bool
+	// Protocols the handshake accepts. Default: JSON and MessagePack.
+	Protocols []Protocol
+	// Transports offered by negotiate, in order of preference. Default: all.
+	Transports []string
+
+	MaxMessageSize    int           // largest incoming hub message; default 32 KiB
+	HandshakeTimeout  time.Duration // transport start → handshake request; default 15 s
+	KeepAliveInterval time.Duration // server Ping cadence; default 15 s
+	ClientTimeout     time.Duration // silence after the client's first Ping that closes it; default 30 s
+	DisconnectTimeout time.Duration // negotiated connection without a transport; default 15 s
+	SendTimeout       time.Duration // one transport write; default 10 s
+	PollTimeout       time.Duration // longest long poll; default 90 s
+	QueueLength       int           // outbound frames queued per connection before it counts as slow; default 1024
+	QueueBytes        int           // outbound bytes queued per connection before it counts as slow; default 4 MiB
+	ReadBufferSize    int           // WebSocket read buffer; default 1 KiB
+	WriteBufferSize   int           // WebSocket write buffer (pooled, not per connection); default 4 KiB
+
+	Logger  *slog.Logger // default slog.Default()
+	Metrics Metrics      // default: none
+}
+
+// Metrics receives an endpoint's events, e.g. for Prometheus.
+type Metrics interface {
+	Connected(transport, protocol string)
+	Disconnected(transport, protocol string)
+	SlowConsumer()
+	Rejected(reason string)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Connected(string, string)    {}
+func (noMetrics) Disconnected(string, string) {}
+func (noMetrics) SlowConsumer()               {}
+func (noMetrics) Rejected(string)             {}
+
+func (o *Options) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(d *int, v int) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if len(o.Protocols) == 0 {
+		o.Protocols = []Protocol{JSONProtocol{}}
+	}
+	if len(o.Transports) == 0 {
+		o.Transports = []string{WebSockets}
+	}
+	defInt(&o.MaxMessageSize, 32<<10)
+	def(&o.HandshakeTimeout, 15*time.Second)
+	def(&o.KeepAliveInterval, 15*time.Second)
+	def(&o.ClientTimeout, 30*time.Second)
+	def(&o.DisconnectTimeout, 15*time.Second)
+	def(&o.SendTimeout, 10*time.Second)
+	def(&o.PollTimeout, 90*time.Second)
+	defInt(&o.QueueLength, 1024)
+	defInt(&o.QueueBytes, 4<<20)
+	defInt(&o.ReadBufferSize, 1<<10)
+	defInt(&o.WriteBufferSize, 4<<10)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
+	}
+}
+
+// Endpoint serves one hub: negotiate, the transports, and the connections'
+// timers. Create it with NewEndpoint, mount it with Mount, and run its timer
+// with Run.
+type Endpoint struct {
+	opts    Options
+	handler Handler
+	log     *slog.Logger
+	metrics Metrics
+
+	pings        map[string][]byte // protocol name → encoded Ping
+	writeBuffers sync.Pool         // batches being written by push transports
+
+	mu       sync.RWMutex
+	conns    map[string]*Conn // by connection token
+	draining bool
+}
+
+// NewEndpoint returns an endpoint with opts (defaults filled in).
+func NewEndpoint(opts Options) (*Endpoint, error) {
+	if opts.Handler == nil {
+		return nil, errors.New("signalr: Options.Handler is required")
+	}
+	opts.setDefaults()
+	e := &Endpoint{
+		opts:    opts,
+		handler: opts.Handler,
+		log:     opts.Logger,
+		metrics: opts.Metrics,
+		pings:   make(map[string][]byte, len(opts.Protocols)),
+		conns:   make(map[string]*Conn),
+	}
+	e.writeBuffers.New = func() any { b := make([]byte, 0, 4<<10); return &b }
+	for _, p := range opts.Protocols {
+		ping, err := p.AppendMessage(nil, &Message{Type: TypePing})
+		if err != nil {
+			return nil, err
+		}
+		e.pings[p.Name()] = ping
+	}
+	return e, nil
+}
+
+// Options returns the endpoint's options with defaults filled in.
+func (e *Endpoint) Options() Options { return e.opts }
+
+func (e *Endpoint) protocol(name string) Protocol {
+	for _, p := range e.opts.Protocols {
+		if p.Name() == name {
+			return p
+		}
+	}
+	return nil
+}
+
+func (e *Endpoint) transportEnabled(name string) bool {
+	for _, t := range e.opts.Transports {
+		if t == name {
+			return true
+		}
+	}
+	return false
+}
+
+// newConn registers a connection; negotiated says whether its token is known
+// to the client.
+func (e *Endpoint) newConn(userData any) (*Conn, error) {
+	c := &Conn{
+		ep:       e,
+		id:       randomID(),
+		token:    randomID(),
+		UserData: userData,
+		created:  time.Now(),
+		done:     make(chan struct{}),
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.draining {
+		return nil, errDraining
+	}
+	e.conns[c.token] = c
+	return c, nil
+}
+
+var errDraining = &httpError{status: http.StatusServiceUnavailable, msg: "the server is shutting down"}
+
+func (e *Endpoint) lookup(token string) *Conn {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.conns[token]
+}
+
+func (e *Endpoint) remove(c *Conn) {
+	e.mu.Lock()
+	if e.conns[c.token] == c {
+		delete(e.conns, c.token)
+	}
+	e.mu.Unlock()
+}
+
+// Len returns the number of live connections.
+func (e *Endpoint) Len() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.conns)
+}
+
+// Run drives the connections' timers once a second until ctx ends.
+func (e *Endpoint) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var batch []*Conn
+	ping := func(p Protocol) []byte { return e.pings[p.Name()] }
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			batch = e.snapshot(batch[:0])
+			for i, c := range batch {
+				if c.heartbeat(now, ping) {
+					c.finish()
+				}
+				batch[i] = nil
+			}
+		}
+	}
+}
+
+func (e *Endpoint) snapshot(dst []*Conn) []*Conn {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, c := range e.conns {
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// Shutdown stops accepting connections, sends every client a Close message
+// that allows reconnecting (after what is already queued for it) and waits
+// until all connections are gone or ctx ends.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.draining = true
+	e.mu.Unlock()
+	for _, c := range e.snapshot(nil) {
+		c.Close("", true)
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for e.Len() > 0 {
+		select {
+		case <-ctx.Done():
+			for _, c := range e.snapshot(nil) {
+				c.Abort()
+			}
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// randomID returns 16 random bytes as URL-safe base64 without padding, like
+// ASP.NET Core: the JS client puts the token into URLs without encoding it.
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand never fails on supported platforms
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// httpError is an error answered with a status code.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string   { return e.msg }
+func (e *httpError) StatusCode() int { return e.status }
+
+// statusOf returns the HTTP status for an Authenticate error.
+func statusOf(err error) int {
+	var s interface{ StatusCode() int }
+	if errors.As(err, &s) {
+		return s.StatusCode()
+	}
+	return http.StatusUnauthorized
+}

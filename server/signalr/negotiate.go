@@ -1,0 +1,90 @@
+package signalr
+
+import (
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+type negotiateTransport struct {
+	Transport       string   `json:"transport"`
+	TransferFormats []string `json:"transferFormats"`
+}
+
+type negotiateResponse struct {
+	NegotiateVersion    int                  `json:"negotiateVersion"`
+	ConnectionID        string               `json:"connectionId"`
+	ConnectionToken     string               `json:"connectionToken,omitempty"`
+	AvailableTransports []negotiateTransport `json:"availableTransports"`
+}
+
+// negotiate answers POST {hub}/negotiate. Protocol problems are answered with
+// 200 and {"error": ...}, which the official clients turn into a start error;
+// authentication problems with 401/403.
+func (e *Endpoint) negotiate(c *fiber.Ctx) error {
+	version := 0
+	if v := c.Query("negotiateVersion"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return c.JSON(fiber.Map{"error": "The negotiateVersion query parameter must be a non-negative integer."})
+		}
+		version = min(n, 1)
+	}
+	user, err := e.authenticate(c)
+	if err != nil {
+		return ignoreResponded(err)
+	}
+	conn, err := e.newConn(user)
+	if err != nil {
+		return ignoreResponded(httpErrorResponse(c, statusOf(err), err))
+	}
+	resp := negotiateResponse{NegotiateVersion: version, ConnectionID: conn.id, ConnectionToken: conn.token}
+	if version == 0 {
+		// Version 0 clients use the connection id as the token.
+		e.mu.Lock()
+		delete(e.conns, conn.token)
+		conn.token = conn.id
+		e.conns[conn.token] = conn
+		e.mu.Unlock()
+		resp.ConnectionToken = ""
+	}
+	for _, t := range e.opts.Transports {
+		formats := []string{"Text", "Binary"}
+		if t == ServerSentEvents {
+			formats = formats[:1]
+		}
+		resp.AvailableTransports = append(resp.AvailableTransports, negotiateTransport{t, formats})
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(resp)
+}
+
+// authenticate runs the Authenticate hook and answers failures itself; it
+// returns a non-nil error only after the response is written.
+func (e *Endpoint) authenticate(c *fiber.Ctx) (any, error) {
+	if e.opts.Authenticate == nil {
+		return nil, nil
+	}
+	user, err := e.opts.Authenticate(c)
+	if err != nil {
+		status := statusOf(err)
+		if status == fiber.StatusUnauthorized {
+			e.metrics.Rejected("unauthenticated")
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer`)
+		} else {
+			e.metrics.Rejected("forbidden")
+		}
+		return nil, httpErrorResponse(c, status, err)
+	}
+	return user, nil
+}
+
+// httpErrorResponse writes {"error": err} with status and returns a sentinel
+// telling the caller the response is done.
+func httpErrorResponse(c *fiber.Ctx, status int, err error) error {
+	_ = c.Status(status).JSON(fiber.Map{"error": err.Error()})
+	return errResponded
+}
+
+// errResponded marks a request whose response has been written.
+var errResponded = &httpError{msg: "response written"}
