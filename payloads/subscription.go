@@ -11,13 +11,13 @@ import (
 // means every action of that resource.
 type SubscriptionRequest struct {
 	Event     string                        `json:"e" msgpack:"e"`
-	Resources []SubscriptionRequestResource `json:"r" msgpack:"r"`
+	Resources []SubscriptionRequestResource `json:"r,omitempty" msgpack:"r,omitempty"`
 }
 
 // SubscriptionRequestResource names one resource and, optionally, its actions.
 type SubscriptionRequestResource struct {
 	Name    string   `json:"n" msgpack:"n"`
-	Actions []string `json:"a" msgpack:"a"`
+	Actions []string `json:"a,omitempty" msgpack:"a,omitempty"`
 }
 
 // Filter is a validated subscription request in the form the index uses.
