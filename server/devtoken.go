@@ -11,7 +11,7 @@ type TokenRequest struct {
 	Subject string
 	Tenant  string   // "" for none
 	Scopes  []string // written as the space-delimited "scope" claim
-	TTL     time.Duration
+	TTL     time.Duration // lifetime; negative makes an expired token, 0 one without exp
 }
 
 // MintToken signs an HS256 token for the dev mode banner and for tests.
@@ -19,7 +19,7 @@ type TokenRequest struct {
 func MintToken(secret string, r TokenRequest) (string, error) {
 	now := time.Now()
 	c := jwt.MapClaims{"sub": r.Subject, "iat": now.Unix()}
-	if r.TTL > 0 {
+	if r.TTL != 0 {
 		c["exp"] = now.Add(r.TTL).Unix()
 	}
 	if r.Tenant != "" {

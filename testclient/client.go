@@ -88,13 +88,16 @@ func Dial(ctx context.Context, hubURL string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub URL: %w", err)
 	}
-	header := http.Header{}
+	// Browsers send the token as a header on negotiate and in the query on the
+	// WebSocket, which cannot carry headers there.
+	header, wsHeader := http.Header{}, http.Header{}
 	q := u.Query()
 	if opts.Token != "" {
+		header.Set("Authorization", "Bearer "+opts.Token)
 		if opts.TokenInQuery {
 			q.Set("access_token", opts.Token)
 		} else {
-			header.Set("Authorization", "Bearer "+opts.Token)
+			wsHeader = header
 		}
 	}
 	dialer := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 4096, WriteBufferSize: 1024}
@@ -113,7 +116,7 @@ func Dial(ctx context.Context, hubURL string, opts Options) (*Client, error) {
 	}
 	u.RawQuery = q.Encode()
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
-	ws, resp, err := dialer.DialContext(ctx, u.String(), header)
+	ws, resp, err := dialer.DialContext(ctx, u.String(), wsHeader)
 	if err != nil {
 		if resp != nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

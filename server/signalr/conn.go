@@ -265,7 +265,7 @@ func (c *Conn) finish() {
 	}
 	wasConnected := c.state == stateConnected || (c.state == stateClosing && c.proto != nil)
 	c.state = stateClosed
-	tr := c.tr
+	tr, proto := c.tr, c.proto
 	c.queue, c.queued = nil, 0
 	c.mu.Unlock()
 	if tr != nil {
@@ -274,6 +274,7 @@ func (c *Conn) finish() {
 	close(c.done)
 	c.ep.remove(c)
 	if wasConnected {
+		c.ep.metrics.Disconnected(tr.name(), proto.Name())
 		c.ep.handler.OnDisconnected(c)
 	}
 }

@@ -90,6 +90,11 @@ func (JSONProtocol) ReadMessage(buf []byte, maxSize int, m *Message) (int, error
 		if err := needID(); err != nil {
 			return n, err
 		}
+		// The key must be present (its value may be null): without it there
+		// is no item to pass on.
+		if w.Item == nil {
+			return n, fmt.Errorf("%w: stream item needs an item", ErrInvalidMessage)
+		}
 		m.Item = RawValue(w.Item)
 	case TypeCompletion:
 		if err := needID(); err != nil {
@@ -135,7 +140,9 @@ func (JSONProtocol) AppendMessage(dst []byte, m *Message) ([]byte, error) {
 		}
 		dst = append(append(dst, `,"headers":`...), h...)
 	}
-	if m.InvocationID != "" {
+	// Types 2-5 require the id, so it is written even when empty: an
+	// empty id read from the wire must not vanish on the way out.
+	if m.InvocationID != "" || (m.Type >= TypeStreamItem && m.Type <= TypeCancelInvocation) {
 		dst = append(dst, `,"invocationId":`...)
 		dst = appendJSONString(dst, m.InvocationID)
 	}
@@ -154,6 +161,16 @@ func (JSONProtocol) AppendMessage(dst []byte, m *Message) ([]byte, error) {
 			}
 		}
 		dst = append(dst, ']')
+		if len(m.StreamIDs) > 0 {
+			dst = append(dst, `,"streamIds":[`...)
+			for i, id := range m.StreamIDs {
+				if i > 0 {
+					dst = append(dst, ',')
+				}
+				dst = appendJSONString(dst, id)
+			}
+			dst = append(dst, ']')
+		}
 	case TypeStreamItem:
 		dst = append(dst, `,"item":`...)
 		if dst, err = appendJSONValue(dst, m.Item); err != nil {

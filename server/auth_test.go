@@ -1,0 +1,158 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"notifyhub/server"
+	"notifyhub/testclient"
+)
+
+func TestClientAuth(t *testing.T) {
+	env := startHub(t, func(c *server.Config) { c.JWTIssuer = "https://id.example"; c.JWTAudience = "notifyhub" })
+	good := jwt.MapClaims{"sub": "u", "tenant_id": "t1", "scope": "openid notifications.subscribe", "iss": "https://id.example", "aud": "notifyhub", "exp": time.Now().Add(time.Hour).Unix()}
+	sign := func(c jwt.MapClaims, key string) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	with := func(k string, v any) jwt.MapClaims {
+		c := jwt.MapClaims{}
+		for kk, vv := range good {
+			c[kk] = vv
+		}
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return c
+	}
+	noneAlg, _ := jwt.NewWithClaims(jwt.SigningMethodNone, good).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	tests := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"valid", sign(good, testSecret), 0},
+		{"scope as array", sign(with("scope", []string{"notifications.subscribe"}), testSecret), 0},
+		{"missing", "", 401},
+		{"garbage", "not.a.jwt", 401},
+		{"wrong key", sign(good, "another-secret-0123456789"), 401},
+		{"alg none", noneAlg, 401},
+		{"expired", sign(with("exp", time.Now().Add(-time.Minute).Unix()), testSecret), 401},
+		{"not yet valid", sign(with("nbf", time.Now().Add(time.Hour).Unix()), testSecret), 401},
+		{"wrong issuer", sign(with("iss", "https://evil.example"), testSecret), 401},
+		{"wrong audience", sign(with("aud", "other"), testSecret), 401},
+		{"no scope", sign(with("scope", nil), testSecret), 403},
+		{"other scope", sign(with("scope", "notifications.publish"), testSecret), 403},
+		{"no tenant", sign(with("tenant_id", nil), testSecret), 403},
+	}
+	for _, tt := range tests {
+		for _, skip := range []bool{false, true} {
+			for _, inQuery := range []bool{false, true} {
+				opts := testclient.Options{Token: tt.token, SkipNegotiation: skip, TokenInQuery: inQuery}
+				c, err := testclient.Dial(context.Background(), env.hubURL(), opts)
+				if tt.status == 0 {
+					if err != nil {
+						t.Errorf("%s (skip=%v query=%v): %v", tt.name, skip, inQuery, err)
+						continue
+					}
+					c.Close()
+					continue
+				}
+				var he *testclient.HTTPError
+				if !errors.As(err, &he) || he.StatusCode != tt.status {
+					t.Errorf("%s (skip=%v query=%v): got %v, want HTTP %d", tt.name, skip, inQuery, err, tt.status)
+				}
+				if c != nil {
+					c.Close()
+				}
+			}
+		}
+	}
+}
+
+func TestNegotiatedConnectionBelongsToItsUser(t *testing.T) {
+	env := startHub(t)
+	// Negotiate as one user, then try to connect the WebSocket as another.
+	req, _ := http.NewRequest(http.MethodPost, env.hubURL()+"/negotiate?negotiateVersion=1", nil)
+	req.Header.Set("Authorization", "Bearer "+env.clientToken("t1"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var neg struct{ ConnectionToken string }
+	if err := decodeJSON(resp, &neg); err != nil {
+		t.Fatal(err)
+	}
+	_, err = testclient.Dial(context.Background(), env.hubURL()+"?id="+neg.ConnectionToken,
+		testclient.Options{Token: env.clientToken("t2"), SkipNegotiation: true})
+	var he *testclient.HTTPError
+	if !errors.As(err, &he) || he.StatusCode != 403 {
+		t.Fatalf("hijack attempt: %v, want 403", err)
+	}
+	_, err = testclient.Dial(context.Background(), env.hubURL()+"?id=unknown-token",
+		testclient.Options{Token: env.clientToken("t1"), SkipNegotiation: true})
+	if !errors.As(err, &he) || he.StatusCode != 404 {
+		t.Fatalf("unknown id: %v, want 404", err)
+	}
+}
+
+func TestPublicKeyAlgorithms(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	file := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := startHub(t, func(c *server.Config) { c.JWTSecret = ""; c.JWTPublicKeyFile = file })
+	claims := jwt.MapClaims{"sub": "u", "tenant_id": "t1", "scope": "notifications.subscribe", "exp": time.Now().Add(time.Hour).Unix()}
+	es, _ := jwt.NewWithClaims(jwt.SigningMethodES256, claims).SignedString(key)
+	c, err := testclient.Dial(context.Background(), env.hubURL(), testclient.Options{Token: es})
+	if err != nil {
+		t.Fatalf("ES256 token: %v", err)
+	}
+	c.Close()
+	// An HS256 token "signed" with the public key bytes must not pass: the
+	// algorithm is pinned to the key type.
+	pemBytes, _ := os.ReadFile(file)
+	forged, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(pemBytes)
+	_, err = testclient.Dial(context.Background(), env.hubURL(), testclient.Options{Token: forged})
+	var he *testclient.HTTPError
+	if !errors.As(err, &he) || he.StatusCode != 401 {
+		t.Fatalf("HS256 token against a public key: %v, want 401", err)
+	}
+}
+
+func TestConnectionClosedWhenTokenExpires(t *testing.T) {
+	env := startHub(t)
+	tok := env.token(server.TokenRequest{Subject: "u", Tenant: "t1", Scopes: []string{"notifications.subscribe"}, TTL: 2 * time.Second})
+	c := env.dial("t1", testclient.Options{Token: tok})
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection still open after its token expired")
+	}
+	m := c.CloseMessage()
+	if m == nil || !m.AllowReconnect {
+		t.Fatalf("close message %+v, want one that allows reconnecting", m)
+	}
+}
