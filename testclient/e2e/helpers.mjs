@@ -89,7 +89,7 @@ export class Inbox {
   }
 
   // take waits for the next count notifications and returns them.
-  async take(count = 1, timeoutMs = 5000) {
+  async take(count = 1, timeoutMs = 10_000) {
     const deadline = Date.now() + timeoutMs;
     while (this.#items.length - this.#read < count) {
       const left = deadline - Date.now();
