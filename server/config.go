@@ -27,15 +27,20 @@ type Config struct {
 	Transports     []string // HUB_TRANSPORTS: offered transports, in order
 	CORSOrigins    []string // HUB_CORS_ORIGINS: browser origins allowed to negotiate cross-origin
 
-	MaxMessageSize    int           // HUB_MAX_MESSAGE_SIZE: largest incoming hub message (bytes)
-	MaxPublishBytes   int           // HUB_MAX_PUBLISH_BYTES: largest publish body (bytes)
-	MaxBatch          int           // HUB_MAX_BATCH: most notifications in one publish
-	MaxSubscriptions  int           // HUB_MAX_SUBSCRIPTIONS: subscription entries per connection
-	QueueLength       int           // HUB_QUEUE_LENGTH: outbound frames per connection before it is closed as slow
-	HandshakeTimeout  time.Duration // HUB_HANDSHAKE_TIMEOUT
-	KeepAliveInterval time.Duration // HUB_KEEPALIVE_INTERVAL
-	ClientTimeout     time.Duration // HUB_CLIENT_TIMEOUT
-	ShutdownTimeout   time.Duration // HUB_SHUTDOWN_TIMEOUT: drain time on SIGTERM
+	MaxMessageSize          int           // HUB_MAX_MESSAGE_SIZE: largest incoming hub message (bytes)
+	MaxPublishBytes         int           // HUB_MAX_PUBLISH_BYTES: largest publish body (bytes)
+	MaxBatch                int           // HUB_MAX_BATCH: most notifications in one publish
+	MaxSubscriptions        int           // HUB_MAX_SUBSCRIPTIONS: subscription entries per connection
+	QueueLength             int           // HUB_QUEUE_LENGTH: outbound frames per connection before it is closed as slow
+	SendTimeout             time.Duration // HUB_SEND_TIMEOUT: one socket write; a client that blocks it longer is dropped
+	MaxConnectionsPerTenant int           // HUB_MAX_CONNECTIONS_PER_TENANT: 0 = unlimited
+	MaxConnectionsPerUser   int           // HUB_MAX_CONNECTIONS_PER_USER: 0 = unlimited
+	InvocationRate          float64       // HUB_INVOCATION_RATE: hub invocations per second per connection
+	InvocationBurst         int           // HUB_INVOCATION_BURST: invocations allowed at once before the rate applies
+	HandshakeTimeout        time.Duration // HUB_HANDSHAKE_TIMEOUT
+	KeepAliveInterval       time.Duration // HUB_KEEPALIVE_INTERVAL
+	ClientTimeout           time.Duration // HUB_CLIENT_TIMEOUT
+	ShutdownTimeout         time.Duration // HUB_SHUTDOWN_TIMEOUT: drain time on SIGTERM
 
 	RedisURL string // HUB_REDIS_URL: Redis backplane; empty = this node only
 	LogLevel string // HUB_LOG_LEVEL: debug, info, warn, error
@@ -44,24 +49,29 @@ type Config struct {
 // DefaultConfig returns the embedded defaults: enough to run one node.
 func DefaultConfig() Config {
 	return Config{
-		HubAddr:            ":8080",
-		InternalAddr:       "127.0.0.1:8081",
-		ClientScope:        "notifications.subscribe",
-		PublishScope:       "notifications.publish",
-		CloseOnTokenExpiry: true,
-		Events:             []string{"portos.resources.changed", "portos.licence.activated"},
-		ResourceEvents:     []string{"portos.resources.changed"},
-		Transports:         []string{"WebSockets"},
-		MaxMessageSize:     32 << 10,
-		MaxPublishBytes:    1 << 20,
-		MaxBatch:           1000,
-		MaxSubscriptions:   1000,
-		QueueLength:        1024,
-		HandshakeTimeout:   15 * time.Second,
-		KeepAliveInterval:  15 * time.Second,
-		ClientTimeout:      30 * time.Second,
-		ShutdownTimeout:    10 * time.Second,
-		LogLevel:           "info",
+		HubAddr:                 ":8080",
+		InternalAddr:            "127.0.0.1:8081",
+		ClientScope:             "notifications.subscribe",
+		PublishScope:            "notifications.publish",
+		CloseOnTokenExpiry:      true,
+		Events:                  []string{"portos.resources.changed", "portos.licence.activated"},
+		ResourceEvents:          []string{"portos.resources.changed"},
+		Transports:              []string{"WebSockets"},
+		MaxMessageSize:          32 << 10,
+		MaxPublishBytes:         1 << 20,
+		MaxBatch:                1000,
+		MaxSubscriptions:        1000,
+		QueueLength:             1024,
+		SendTimeout:             10 * time.Second,
+		MaxConnectionsPerTenant: 50000,
+		MaxConnectionsPerUser:   100,
+		InvocationRate:          20,
+		InvocationBurst:         50,
+		HandshakeTimeout:        15 * time.Second,
+		KeepAliveInterval:       15 * time.Second,
+		ClientTimeout:           30 * time.Second,
+		ShutdownTimeout:         10 * time.Second,
+		LogLevel:                "info",
 	}
 }
 
@@ -129,6 +139,18 @@ func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
 	num("HUB_MAX_BATCH", &cfg.MaxBatch)
 	num("HUB_MAX_SUBSCRIPTIONS", &cfg.MaxSubscriptions)
 	num("HUB_QUEUE_LENGTH", &cfg.QueueLength)
+	num("HUB_MAX_CONNECTIONS_PER_TENANT", &cfg.MaxConnectionsPerTenant)
+	num("HUB_MAX_CONNECTIONS_PER_USER", &cfg.MaxConnectionsPerUser)
+	num("HUB_INVOCATION_BURST", &cfg.InvocationBurst)
+	if v := getenv("HUB_INVOCATION_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r <= 0 {
+			errs = append(errs, fmt.Sprintf("HUB_INVOCATION_RATE=%q: want a positive number", v))
+		} else {
+			cfg.InvocationRate = r
+		}
+	}
+	dur("HUB_SEND_TIMEOUT", &cfg.SendTimeout)
 	dur("HUB_HANDSHAKE_TIMEOUT", &cfg.HandshakeTimeout)
 	dur("HUB_KEEPALIVE_INTERVAL", &cfg.KeepAliveInterval)
 	dur("HUB_CLIENT_TIMEOUT", &cfg.ClientTimeout)

@@ -27,6 +27,8 @@ type client struct {
 	conn      *signalr.Conn  // set in OnConnected, before any subscription exists
 	enc       notify.Encoder // likewise
 	subs      subscriptions.Set
+	rate      rateLimiter
+	counted   bool // reserved in the connection limits
 
 	expiry *time.Timer // closes the connection when the token expires
 }
@@ -50,11 +52,21 @@ type mainHub struct {
 	catalogue   *payloads.Catalogue
 	encoders    map[string]notify.Encoder // by protocol name
 	closeExpiry bool
+	limits      *connLimits
+	rate        float64 // invocations per second per connection; 0: unlimited
+	burst       int
+	rejected    func(reason string)
 	log         *slog.Logger
 }
 
-func newMainHub(core *notify.Hub, cat *payloads.Catalogue, protocols []signalr.Protocol, closeExpiry bool, log *slog.Logger) *mainHub {
-	h := &mainHub{core: core, catalogue: cat, encoders: map[string]notify.Encoder{}, closeExpiry: closeExpiry, log: log}
+func newMainHub(core *notify.Hub, cat *payloads.Catalogue, protocols []signalr.Protocol, cfg Config, m *metrics, log *slog.Logger) *mainHub {
+	h := &mainHub{
+		core: core, catalogue: cat, encoders: map[string]notify.Encoder{},
+		closeExpiry: cfg.CloseOnTokenExpiry,
+		limits:      newConnLimits(cfg.MaxConnectionsPerTenant, cfg.MaxConnectionsPerUser),
+		rate:        cfg.InvocationRate, burst: cfg.InvocationBurst,
+		rejected: m.Rejected, log: log,
+	}
 	for _, p := range protocols {
 		h.encoders[p.Name()] = &onEventEncoder{p}
 	}
@@ -64,6 +76,11 @@ func newMainHub(core *notify.Hub, cat *payloads.Catalogue, protocols []signalr.P
 // OnConnected implements signalr.Handler.
 func (h *mainHub) OnConnected(c *signalr.Conn) error {
 	cl := c.UserData.(*client)
+	if err := h.limits.reserve(cl.principal); err != nil {
+		h.rejected("connection_limit")
+		return err
+	}
+	cl.counted = true
 	cl.conn = c
 	cl.enc = h.encoders[c.Protocol().Name()]
 	if exp := cl.principal.ExpiresAt; h.closeExpiry && !exp.IsZero() {
@@ -80,6 +97,9 @@ func (h *mainHub) OnDisconnected(c *signalr.Conn) {
 	cl := c.UserData.(*client)
 	if cl.expiry != nil {
 		cl.expiry.Stop()
+	}
+	if cl.counted {
+		h.limits.release(cl.principal)
 	}
 	h.core.Disconnect(cl)
 	h.log.Debug("disconnected", "conn", c.ID(), "tenant", cl.Tenant())
@@ -100,6 +120,11 @@ func (h *mainHub) Invoke(c *signalr.Conn, target string, args []any) (any, error
 	if subscribe {
 		name = methodSubscribe
 	}
+	cl := c.UserData.(*client)
+	if !cl.rate.allow(time.Now(), h.rate, h.burst) {
+		h.rejected("rate_limited")
+		return nil, fmt.Errorf("Failed to invoke '%s': rate limit exceeded (at most %g invocations per second).", name, h.rate)
+	}
 	if len(args) != 1 {
 		return nil, fmt.Errorf("Failed to invoke '%s': it takes 1 argument (the subscription request), got %d.", name, len(args))
 	}
@@ -116,7 +141,6 @@ func (h *mainHub) Invoke(c *signalr.Conn, target string, args []any) (any, error
 	if err != nil {
 		return nil, fmt.Errorf("Failed to invoke '%s': %v", name, err)
 	}
-	cl := c.UserData.(*client)
 	if !subscribe {
 		h.core.Unsubscribe(cl, f)
 		return nil, nil

@@ -78,12 +78,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	m.watchIndex(s.core.Stats)
 
 	protocols := []signalr.Protocol{signalr.JSONProtocol{}}
-	hub := newMainHub(s.core, cat, protocols, cfg.CloseOnTokenExpiry, log)
+	hub := newMainHub(s.core, cat, protocols, cfg, m, log)
 	s.endpoint, err = signalr.NewEndpoint(signalr.Options{
 		Handler: hub,
 		Authenticate: func(c *fiber.Ctx) (any, error) {
 			p, err := verifier.authenticateClient(c, cfg.ClientScope)
 			if err != nil {
+				return nil, err
+			}
+			if err := hub.limits.check(p); err != nil {
+				m.Rejected("connection_limit")
 				return nil, err
 			}
 			return &client{principal: p}, nil
@@ -99,6 +103,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		KeepAliveInterval: cfg.KeepAliveInterval,
 		ClientTimeout:     cfg.ClientTimeout,
 		QueueLength:       cfg.QueueLength,
+		SendTimeout:       cfg.SendTimeout,
 		Logger:            log,
 		Metrics:           m,
 	})
