@@ -9,8 +9,8 @@ import (
 // TokenRequest describes a token to mint with the HS256 secret.
 type TokenRequest struct {
 	Subject string
-	Tenant  string   // "" for none
-	Scopes  []string // written as the space-delimited "scope" claim
+	Tenant  string        // "" for none
+	Scopes  []string      // written as the space-delimited "scope" claim
 	TTL     time.Duration // lifetime; negative makes an expired token, 0 one without exp
 }
 
