@@ -142,7 +142,7 @@ func TestHostileWireInput(t *testing.T) {
 }
 
 func TestSlowConsumerIsClosedWithoutBlockingOthers(t *testing.T) {
-	env := startHub(t, func(c *server.Config) { c.QueueLength = 64; c.SendTimeout = 500 * time.Millisecond })
+	env := startHub(t, func(c *server.Config) { c.QueueLength = 64; c.SendTimeout = 3 * time.Second })
 	healthy := env.dial("t1", testclient.Options{Events: 1 << 14})
 	env.subscribe(healthy, licences)
 
