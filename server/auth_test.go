@@ -8,9 +8,12 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,4 +158,56 @@ func TestConnectionClosedWhenTokenExpires(t *testing.T) {
 	if m == nil || !m.AllowReconnect {
 		t.Fatalf("close message %+v, want one that allows reconnecting", m)
 	}
+}
+
+func TestLogsNeverContainTokens(t *testing.T) {
+	var logs syncBuffer
+	cfg := server.DefaultConfig()
+	cfg.HubAddr, cfg.InternalAddr, cfg.JWTSecret = "127.0.0.1:0", "127.0.0.1:0", testSecret
+	srv, err := server.Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &hubEnv{t: t, srv: srv}
+	good := env.clientToken("t1")
+	expired := env.token(server.TokenRequest{Subject: "u", Tenant: "t1", Scopes: []string{"notifications.subscribe"}, TTL: -time.Minute})
+	for _, opts := range []testclient.Options{{Token: good, TokenInQuery: true}, {Token: good}, {Token: expired, TokenInQuery: true}, {Token: expired}} {
+		if c, err := testclient.Dial(context.Background(), env.hubURL(), opts); err == nil {
+			_ = c.Subscribe(context.Background(), licences)
+			_ = c.Invoke(context.Background(), "Nope")
+			c.Close()
+		}
+	}
+	pub := &testclient.Publisher{BaseURL: srv.InternalURL(), Token: expired}
+	_, _ = pub.Publish(context.Background(), "t1", licence("x"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	out := logs.String()
+	if out == "" {
+		t.Fatal("no logs at debug level: the test would prove nothing")
+	}
+	for _, tok := range []string{good, expired} {
+		if strings.Contains(out, tok) || strings.Contains(out, tok[strings.LastIndexByte(tok, '.')+1:]) {
+			t.Fatalf("a token (or its signature) appears in the logs:\n%s", out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the hub's concurrent loggers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
