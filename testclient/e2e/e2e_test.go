@@ -129,6 +129,8 @@ func startHub(t *testing.T, ctx context.Context) *server.Server {
 	cfg.HubAddr = "127.0.0.1:0"
 	cfg.InternalAddr = "127.0.0.1:0"
 	cfg.JWTSecret = jwtSecret
+	// Offer every transport, WebSockets first as clients try them in order.
+	cfg.Transports = []string{"WebSockets", "ServerSentEvents", "LongPolling"}
 	srv, err := server.Start(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("start hub: %v", err)
