@@ -189,27 +189,41 @@ func encodeJSONString(enc *msgpack.Encoder, quoted []byte, escaped bool) error {
 		}
 		return enc.EncodeString(s)
 	}
-	var hdr [5]byte
+	// The Encoder's writer is always an io.ByteWriter (it wraps any other);
+	// writing the header byte by byte keeps it off the heap, where a header
+	// array passed to Write would escape.
 	w := enc.Writer()
-	if _, err := w.Write(appendMsgpackStrHeader(hdr[:0], len(b))); err != nil {
+	bw, ok := w.(io.ByteWriter)
+	if !ok {
+		return enc.EncodeString(string(b))
+	}
+	if err := writeMsgpackStrHeader(bw, len(b)); err != nil {
 		return err
 	}
 	_, err := w.Write(b)
 	return err
 }
 
-// appendMsgpackStrHeader appends the header of a MessagePack str of n bytes,
+// writeMsgpackStrHeader writes the header of a MessagePack str of n bytes,
 // in the same forms the Encoder uses (fixstr, str8, str16, str32).
-func appendMsgpackStrHeader(dst []byte, n int) []byte {
+func writeMsgpackStrHeader(w io.ByteWriter, n int) error {
+	var hdr []byte
 	switch {
 	case n < 32:
-		return append(dst, msgpcode.FixedStrLow|byte(n))
+		return w.WriteByte(msgpcode.FixedStrLow | byte(n))
 	case n <= math.MaxUint8:
-		return append(dst, msgpcode.Str8, byte(n))
+		hdr = []byte{msgpcode.Str8, byte(n)}
 	case n <= math.MaxUint16:
-		return append(dst, msgpcode.Str16, byte(n>>8), byte(n))
+		hdr = []byte{msgpcode.Str16, byte(n >> 8), byte(n)}
+	default:
+		hdr = []byte{msgpcode.Str32, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
 	}
-	return append(dst, msgpcode.Str32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	for _, c := range hdr {
+		if err := w.WriteByte(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // encodeJSONNumber writes a JSON number: an integer literal that fits int64

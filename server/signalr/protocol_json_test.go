@@ -303,6 +303,9 @@ func TestJSONAppendMessage(t *testing.T) {
 		{"completion with null result", Message{Type: TypeCompletion, InvocationID: "0", HasResult: true},
 			`{"type":3,"invocationId":"0","result":null}`},
 		{"void completion", Message{Type: TypeCompletion, InvocationID: "0"}, `{"type":3,"invocationId":"0"}`},
+		// Regression: an empty id read from the wire was dropped on the way
+		// out, and the message could no longer be read back.
+		{"completion with empty id keeps it", Message{Type: TypeCompletion}, `{"type":3,"invocationId":""}`},
 		{"error completion", Message{Type: TypeCompletion, InvocationID: "0", Error: "x"},
 			`{"type":3,"invocationId":"0","error":"x"}`},
 		{"server to client call", Message{Type: TypeInvocation, Target: "receiveMessage", Arguments: []any{"bob", "hi"}},
