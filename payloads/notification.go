@@ -16,17 +16,33 @@ type Notification struct {
 	ExpiresAt *time.Time `json:"ea" msgpack:"ea"`
 	Payload   RawJSON    `json:"p" msgpack:"p"`
 
-	// Routing is what subscriptions match on besides the event. It is derived
-	// from the payload while validating and is not part of the wire format.
+	// Routing is what subscriptions match on besides the event and tenant. It
+	// is derived while validating (resource and action from the payload, site
+	// and users from the publisher's "route") and is not sent to clients.
 	Routing Routing `json:"-" msgpack:"-"`
 }
 
 // Routing holds the parts of a notification that subscriptions filter on.
-// Resource and Action are set for resource events only.
+// Resource and Action are set for resource events only. Site and Users come
+// from the publish body's "route" object: a notification with a site reaches
+// tenant-wide subscriptions and those limited to its site; one with users
+// also reaches subscriptions limited to any of those users.
 type Routing struct {
 	Resource string
 	Action   Action
+	Site     string
+	Users    []string
 }
+
+// Route is the publish body's optional "route" object. It is routing data
+// for the hub, not part of the notification clients receive.
+type Route struct {
+	Site  string   `json:"site"`
+	Users []string `json:"users"`
+}
+
+// MaxRouteUsers bounds the users one notification may be routed to.
+const MaxRouteUsers = 100
 
 // Expired reports whether the notification must no longer be delivered at now.
 func (n *Notification) Expired(now time.Time) bool {

@@ -21,9 +21,13 @@ type SubscriptionRequestResource struct {
 }
 
 // Filter is a validated subscription request in the form the index uses.
+// Site and User, when set, limit it to the notifications routed to that site
+// or concerning that user (see Route); a filter without them is tenant-wide.
 type Filter struct {
 	Event     string
 	Resources []ResourceFilter // empty: the whole event
+	Site      string
+	User      string
 }
 
 // ResourceFilter selects one resource; Actions empty means all of them.
@@ -80,8 +84,15 @@ func (c *Catalogue) Filter(req *SubscriptionRequest) (Filter, error) {
 
 // String renders the filter for logs.
 func (f Filter) String() string {
-	if len(f.Resources) == 0 {
-		return f.Event
+	s := f.Event
+	if len(f.Resources) > 0 {
+		s = fmt.Sprintf("%s %v", s, f.Resources)
 	}
-	return fmt.Sprintf("%s %v", f.Event, f.Resources)
+	if f.Site != "" {
+		s += " site=" + f.Site
+	}
+	if f.User != "" {
+		s += " user=" + f.User
+	}
+	return s
 }

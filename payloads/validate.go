@@ -89,6 +89,8 @@ type wireNotification struct {
 	CA json.RawMessage `json:"ca"`
 	EA json.RawMessage `json:"ea"`
 	P  json.RawMessage `json:"p"`
+	// Route is not a Portos key: it tells the hub where the notification goes.
+	Route json.RawMessage `json:"route"`
 }
 
 func (c *Catalogue) parseNotification(raw []byte, now time.Time) (Notification, error) {
@@ -155,6 +157,26 @@ func (c *Catalogue) parseNotification(raw []byte, now time.Time) (Notification, 
 			return n, fieldErr("p.a", "must be 1 (created), 2 (updated) or 3 (deleted), got %d", p.Action)
 		}
 		n.Routing = Routing{Resource: p.Name, Action: p.Action}
+	}
+	if !isNull(w.Route) {
+		var r Route
+		if err := strictUnmarshal(w.Route, &r); err != nil {
+			return n, prefixed("route", err)
+		}
+		if r.Site != "" {
+			if err := validName(r.Site); err != nil {
+				return n, fieldErr("route.site", "%v", err)
+			}
+		}
+		if len(r.Users) > MaxRouteUsers {
+			return n, fieldErr("route.users", "%d users exceed the limit of %d", len(r.Users), MaxRouteUsers)
+		}
+		for i, u := range r.Users {
+			if err := validName(u); err != nil {
+				return n, fieldErr("route.users["+strconv.Itoa(i)+"]", "%v", err)
+			}
+		}
+		n.Routing.Site, n.Routing.Users = r.Site, r.Users
 	}
 	return n, nil
 }

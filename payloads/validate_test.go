@@ -3,6 +3,7 @@ package payloads
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,10 @@ func TestParseNotifications(t *testing.T) {
 		{"batch element", `[{"e":"portos.licence.activated"},{"e":"nope"}]`, "[1].e", "unknown event"},
 		{"batch nested", `[{"e":"portos.resources.changed","p":{"n":"t","a":9}}]`, "[0].p.a", "must be 1"},
 		{"empty batch", `[]`, "", "empty array"},
+		{"route", `{"e":"portos.licence.activated","route":{"site":"s1","users":["u1","u2"]}}`, "", ""},
+		{"route unknown key", `{"e":"portos.licence.activated","route":{"sites":["s1"]}}`, "route.sites", "unknown field"},
+		{"route site type", `{"e":"portos.licence.activated","route":{"site":1}}`, "route.site", "string"},
+		{"route empty user", `{"e":"portos.licence.activated","route":{"users":["u1",""]}}`, "route.users[1]", "empty"},
 		{"batch too long", `[` + strings.Repeat(`{"e":"portos.licence.activated"},`, 3) + `{"e":"portos.licence.activated"}]`, "", "exceeds the limit of 3"},
 	}
 	for _, tt := range tests {
@@ -77,7 +82,7 @@ func TestParsedNotification(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := ns[0]
-	if n.Routing != (Routing{Resource: "tickets", Action: ActionDeleted}) {
+	if !reflect.DeepEqual(n.Routing, Routing{Resource: "tickets", Action: ActionDeleted}) {
 		t.Errorf("routing %+v", n.Routing)
 	}
 	if !n.CreatedAt.Equal(time.Date(2024, 7, 1, 12, 51, 52, 558e6, time.UTC)) || n.CreatedAt.Location() != time.UTC {
@@ -85,6 +90,13 @@ func TestParsedNotification(t *testing.T) {
 	}
 	if string(n.Payload) != `{"n":"tickets","a":3,"r":[{"x":1.50}]}` {
 		t.Errorf("payload %s: want it compacted, numbers untouched", n.Payload)
+	}
+	ns2, err := DefaultCatalogue().ParseNotifications([]byte(`{"e":"portos.licence.activated","route":{"site":"s1","users":["u1"]}}`), 0, now)
+	if err != nil || !reflect.DeepEqual(ns2[0].Routing, Routing{Site: "s1", Users: []string{"u1"}}) {
+		t.Errorf("route: %v %+v", err, ns2)
+	}
+	if b, _ := json.Marshal(&ns2[0]); strings.Contains(string(b), "route") || strings.Contains(string(b), "u1") {
+		t.Errorf("routing data leaks into the client notification: %s", b)
 	}
 	if !n.Expired(time.Date(2024, 7, 2, 0, 0, 0, 0, time.UTC)) || n.Expired(time.Date(2024, 7, 1, 23, 0, 0, 0, time.UTC)) {
 		t.Error("expiry is at ea, inclusive")
@@ -203,7 +215,7 @@ func FuzzParseNotifications(f *testing.F) {
 			if err != nil {
 				t.Fatalf("re-parse of %s: %v", out, err)
 			}
-			if again[0].Routing != ns[i].Routing || again[0].Event != ns[i].Event {
+			if again[0].Routing.Resource != ns[i].Routing.Resource || again[0].Routing.Action != ns[i].Routing.Action || again[0].Event != ns[i].Event {
 				t.Fatalf("re-parse changed routing: %+v vs %+v", again[0], ns[i])
 			}
 		}

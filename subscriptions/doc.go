@@ -30,9 +30,19 @@
 // at most once. Tenants are separate: a connection subscribed in one tenant is
 // never returned for another.
 //
+// # Scopes
+//
+// A filter may be limited to a site and/or a user (payloads.Filter.Site and
+// User). Its entries then live in that scope and match only notifications
+// routed there: a site scope matches notifications whose Routing.Site is that
+// site, a user scope those whose Routing.Users include that user, a site+user
+// scope those with both. Tenant-wide entries (no scope) match every
+// notification of the tenant, routed or not. A connection with entries in
+// several scopes that one notification reaches still gets it once.
+//
 // # Structure and cost
 //
-// The index is a tree tenant → event → {whole-event entry, resource →
+// The index is a tree tenant → (event, scope) → {whole-event entry, resource →
 // {whole-resource entry, one entry per action}}, and each entry node holds the
 // list of its connections in a dense slice. A notification consults at most
 // three of those lists, found by map lookups, so Match never looks at a

@@ -71,8 +71,18 @@ type backref struct {
 	i   int32
 }
 
+// scope limits entries to the notifications of one site and/or one user;
+// the zero scope is tenant-wide.
+type scope struct{ site, user string }
+
+// eventKey names an event node: an event in a scope.
+type eventKey struct {
+	event string
+	scope scope
+}
+
 type eventNode struct {
-	name      string
+	key       eventKey
 	tree      *tree
 	whole     *node
 	resources map[string]*resourceNode
@@ -101,7 +111,7 @@ func (r *resourceNode) empty() bool {
 // tree is the type-independent part of a tenant.
 type tree struct {
 	name    string
-	events  map[string]*eventNode
+	events  map[eventKey]*eventNode
 	stamp   uint64
 	free    []int32 // unused slots of lists
 	scratch []*node
@@ -185,7 +195,7 @@ func (x *Index[C]) lockTenant(name string, create bool) *tenant[C] {
 			sh := x.shard(name)
 			sh.mu.Lock()
 			if t = sh.m[name]; t == nil {
-				t = &tenant[C]{tree: tree{name: name, events: make(map[string]*eventNode)}}
+				t = &tenant[C]{tree: tree{name: name, events: make(map[eventKey]*eventNode)}}
 				sh.m[name] = t
 				x.tenants.Add(1)
 			}
@@ -219,32 +229,90 @@ func (x *Index[C]) unlockTenant(t *tenant[C]) {
 
 // Match appends to dst the connections of tenant that the notification (event,
 // r) matches, each once, and returns the extended slice. It does not allocate
-// when dst has room for them.
+// when dst has room for them, unless one connection has entries in several
+// scopes that the notification reaches (then a set removes the repeats).
 func (x *Index[C]) Match(tenant, event string, r payloads.Routing, dst []C) []C {
 	t := x.lookup(tenant)
 	if t == nil {
 		return dst
 	}
 	t.mu.RLock()
-	if ev := t.tree.events[event]; ev != nil {
-		if n := ev.whole; n != nil {
-			dst = append(dst, t.lists[n.id]...)
+	defer t.mu.RUnlock()
+	start := len(dst)
+	dst = t.matchScope(eventKey{event: event}, r, dst)
+	if r.Site == "" && len(r.Users) == 0 {
+		return dst
+	}
+	// The notification also reaches entries limited to its site, to each of
+	// its users, and to each user at its site.
+	lists := 0
+	if len(dst) > start {
+		lists++
+	}
+	add := func(sc scope) {
+		n := len(dst)
+		dst = t.matchScope(eventKey{event, sc}, r, dst)
+		if len(dst) > n {
+			lists++
 		}
-		if r.Resource != "" && ev.resources != nil {
-			if rn := ev.resources[r.Resource]; rn != nil {
-				if n := rn.whole; n != nil {
+	}
+	if r.Site != "" {
+		add(scope{site: r.Site})
+	}
+	for _, u := range r.Users {
+		add(scope{user: u})
+		if r.Site != "" {
+			add(scope{site: r.Site, user: u})
+		}
+	}
+	if lists > 1 {
+		dst = dedupe(dst, start)
+	}
+	return dst
+}
+
+// matchScope appends the connections of one event node; no connection is in
+// more than one of its lists (covered entries are not listed).
+func (t *tenant[C]) matchScope(key eventKey, r payloads.Routing, dst []C) []C {
+	ev := t.tree.events[key]
+	if ev == nil {
+		return dst
+	}
+	if n := ev.whole; n != nil {
+		dst = append(dst, t.lists[n.id]...)
+	}
+	if r.Resource != "" && ev.resources != nil {
+		if rn := ev.resources[r.Resource]; rn != nil {
+			if n := rn.whole; n != nil {
+				dst = append(dst, t.lists[n.id]...)
+			}
+			if r.Action.Valid() {
+				if n := rn.actions[r.Action-1]; n != nil {
 					dst = append(dst, t.lists[n.id]...)
-				}
-				if r.Action.Valid() {
-					if n := rn.actions[r.Action-1]; n != nil {
-						dst = append(dst, t.lists[n.id]...)
-					}
 				}
 			}
 		}
 	}
-	t.mu.RUnlock()
 	return dst
+}
+
+// dedupe removes repeated connections from dst[start:], keeping first places.
+func dedupe[C comparable](dst []C, start int) []C {
+	seen := make(map[C]struct{}, len(dst)-start)
+	out := dst[:start]
+	for _, c := range dst[start:] {
+		if _, ok := seen[c]; !ok {
+			seen[c] = struct{}{}
+			out = append(out, c)
+		}
+	}
+	clear(dst[len(out):])
+	return out
+}
+
+// keyOf is the event node a filter's entries live under.
+func keyOf(f payloads.Filter) eventKey {
+	return eventKey{f.Event, scope{site: f.Site, user: f.User}}
 }
 
 // Subscribe adds the entries of f to connection c of tenant, whose Set is set,
@@ -266,7 +334,7 @@ func (x *Index[C]) Subscribe(tenant string, c C, set *Set, f payloads.Filter, li
 	}
 	// Find or make the filter's nodes; keep those c does not have, once each.
 	fresh := t.tree.scratch[:0]
-	ev := t.event(x, f.Event)
+	ev := t.event(x, keyOf(f))
 	if len(f.Resources) == 0 {
 		fresh = collect(fresh, t.wholeEvent(x, ev), stamp)
 	}
@@ -325,7 +393,7 @@ func (x *Index[C]) Unsubscribe(tenant string, c C, set *Set, f payloads.Filter) 
 	}
 	defer x.unlockTenant(t)
 	t.owns(set)
-	ev := t.tree.events[f.Event]
+	ev := t.tree.events[keyOf(f)]
 	if ev == nil || len(set.e) == 0 {
 		return 0
 	}
@@ -491,11 +559,11 @@ func (t *tenant[C]) deactivate(set *Set, i int) {
 	set.e[i].pos = -1
 }
 
-func (t *tenant[C]) event(x *Index[C], name string) *eventNode {
-	ev := t.tree.events[name]
+func (t *tenant[C]) event(x *Index[C], key eventKey) *eventNode {
+	ev := t.tree.events[key]
 	if ev == nil {
-		ev = &eventNode{name: name, tree: &t.tree}
-		t.tree.events[name] = ev
+		ev = &eventNode{key: key, tree: &t.tree}
+		t.tree.events[key] = ev
 		x.nodes.Add(1)
 	}
 	return ev
@@ -577,7 +645,7 @@ func (t *tenant[C]) freeNode(x *Index[C], n *node) {
 		freed++
 	}
 	if ev.whole == nil && len(ev.resources) == 0 {
-		delete(t.tree.events, ev.name)
+		delete(t.tree.events, ev.key)
 		freed++
 	}
 	x.nodes.Add(-freed)
