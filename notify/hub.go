@@ -65,7 +65,8 @@ type Hub struct {
 	maxSubs    int
 	metrics    Metrics
 	now        func() time.Time
-	recipients sync.Pool // *[]Subscriber reused by deliver
+	recipients sync.Pool      // *[]Subscriber reused by deliver
+	tenants    *tenantTracker // set when the backplane is a TenantRouter
 }
 
 // New returns a hub; call Run to start receiving from the backplane.
@@ -79,6 +80,9 @@ func New(opts Options) *Hub {
 	}
 	if h.backplane == nil {
 		h.backplane = NewMemoryBackplane()
+	}
+	if r, ok := h.backplane.(TenantRouter); ok {
+		h.tenants = newTenantTracker(r)
 	}
 	if h.metrics == nil {
 		h.metrics = noMetrics{}
@@ -109,19 +113,34 @@ func (h *Hub) Publish(ctx context.Context, tenant string, ns []payloads.Notifica
 	return nil
 }
 
-// Subscribe adds f to s's subscriptions.
-func (h *Hub) Subscribe(s Subscriber, f payloads.Filter) (int, error) {
-	return h.index.Subscribe(s.Tenant(), s, s.Subscriptions(), f, h.maxSubs)
+// Subscribe adds f to s's subscriptions. With a backplane that routes by
+// tenant, it returns once publishes of every node reach them.
+func (h *Hub) Subscribe(s Subscriber, f payloads.Filter) (n int, err error) {
+	if h.tenants == nil {
+		return h.index.Subscribe(s.Tenant(), s, s.Subscriptions(), f, h.maxSubs)
+	}
+	h.tenants.wait(h.tenants.update(s, func() {
+		n, err = h.index.Subscribe(s.Tenant(), s, s.Subscriptions(), f, h.maxSubs)
+	}))
+	return n, err
 }
 
 // Unsubscribe removes exactly f's entries from s's subscriptions.
-func (h *Hub) Unsubscribe(s Subscriber, f payloads.Filter) int {
-	return h.index.Unsubscribe(s.Tenant(), s, s.Subscriptions(), f)
+func (h *Hub) Unsubscribe(s Subscriber, f payloads.Filter) (n int) {
+	if h.tenants == nil {
+		return h.index.Unsubscribe(s.Tenant(), s, s.Subscriptions(), f)
+	}
+	h.tenants.update(s, func() { n = h.index.Unsubscribe(s.Tenant(), s, s.Subscriptions(), f) })
+	return n
 }
 
 // Disconnect drops all of s's subscriptions.
 func (h *Hub) Disconnect(s Subscriber) {
-	h.index.RemoveAll(s.Tenant(), s, s.Subscriptions())
+	if h.tenants == nil {
+		h.index.RemoveAll(s.Tenant(), s, s.Subscriptions())
+		return
+	}
+	h.tenants.update(s, func() { h.index.RemoveAll(s.Tenant(), s, s.Subscriptions()) })
 }
 
 // maxEncoders bounds the protocols one delivery can meet; a few is plenty.

@@ -1,0 +1,669 @@
+package notify
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"notifyhub/payloads"
+)
+
+// ErrCrossNode is wrapped by the error of a publish that Redis did not
+// accept: the other nodes may not have received it. The error says whether
+// this node's own subscribers were served.
+var ErrCrossNode = errors.New("cross-node delivery failed")
+
+// BackplaneMetrics receives a networked backplane's state and counts.
+type BackplaneMetrics interface {
+	// BackplaneUp reports whether publishes reach every node.
+	BackplaneUp(up bool)
+	// BackplaneReconnect counts attempts to connect again after a failure.
+	BackplaneReconnect()
+	// BackplaneMessage counts backplane messages by outcome: "published",
+	// "publish_failed", "received", "decode_failed".
+	BackplaneMessage(outcome string)
+}
+
+type noBackplaneMetrics struct{}
+
+func (noBackplaneMetrics) BackplaneUp(bool)        {}
+func (noBackplaneMetrics) BackplaneReconnect()     {}
+func (noBackplaneMetrics) BackplaneMessage(string) {}
+
+// RedisOptions configure a RedisBackplane. Only URL is required.
+type RedisOptions struct {
+	// URL is a redis:// or rediss:// URL, e.g. redis://:password@host:6379/0.
+	URL string
+	// Prefix starts every channel name; the tenant follows it. Deployments
+	// that share one Redis need different prefixes. Default "notifyhub:".
+	Prefix string
+	// PublishTimeout bounds how long a publish waits for Redis. Default 2s.
+	PublishTimeout time.Duration
+	// HealthInterval is how often an idle subscriber connection is pinged;
+	// after three intervals without any reply it counts as lost. Default 1s.
+	HealthInterval time.Duration
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts, which doubles from one to the other (with jitter).
+	// Defaults 100ms and 5s.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics defaults to none.
+	Metrics BackplaneMetrics
+}
+
+// RedisBackplane carries publishes between the nodes of a deployment over
+// Redis pub/sub, one channel per tenant (Prefix + tenant).
+//
+// A node subscribes to a tenant's channel while it has a subscribed
+// connection of that tenant (it is a TenantRouter), so a node receives a
+// tenant's traffic once, and only if it has someone to deliver it to. Each
+// publish request is one PUBLISH of one message; every node, the publishing
+// one included, delivers what it receives from its subscriber connection, so
+// each connection gets a notification once and in the order Redis accepted
+// the publishes.
+//
+// Redis pub/sub delivers at most once: a node that is disconnected from Redis
+// misses what is published meanwhile. While Redis cannot be reached, Ready
+// fails, publishes are delivered to this node's own subscribers and Publish
+// returns an error wrapping ErrCrossNode; the subscriber connection is rebuilt
+// with backoff and resubscribes every tenant the node needs.
+type RedisBackplane struct {
+	client  *redis.Client
+	opts    RedisOptions
+	log     *slog.Logger
+	metrics BackplaneMetrics
+	node    uint64 // tells this node's messages from others'
+	seq     atomic.Uint64
+	up      atomic.Bool
+	closed  chan struct{} // already closed: "do not wait"
+
+	mu      sync.Mutex
+	running bool
+	deliver func(string, []payloads.Notification) // set while Run runs
+	tenants map[string]struct{}                   // watched tenants
+	sess    *redisSession                         // nil while disconnected
+	downErr error                                 // why the backplane is not up
+
+	ownMu     sync.Mutex
+	own       map[uint64]*ownPublish // this node's publishes of watched tenants, by seq
+	lastPrune time.Time
+
+	// Read and written by the receiving goroutine only.
+	decodeLogged  time.Time
+	decodeDropped int
+}
+
+// redisSession is one subscriber connection and what was sent on it.
+type redisSession struct {
+	ps       *redis.PubSub
+	barriers []barrier // pings sent and not yet answered, oldest first
+	nextPing uint64
+	lastRead atomic.Int64 // unix nanoseconds of the last reply of any kind
+
+	// Set once by endLocked.
+	ended bool
+	wasUp bool  // it had been up
+	err   error // why it ended
+}
+
+// barrier is a PING sent after SUBSCRIBE commands: Redis answers commands of
+// a connection in order, so its reply proves that they took effect.
+type barrier struct {
+	id    uint64
+	done  chan struct{}
+	setUp bool // the first of a session: once answered, the node is up
+}
+
+// ownPublish is a publish of this node that its subscriber connection may
+// still bring back. It lets the receiver deliver the notifications it already
+// has without decoding them, and makes a publish that failed exactly-once:
+// if Redis took it after all, it is either delivered from Redis or locally,
+// never both.
+type ownPublish struct {
+	ns       []payloads.Notification
+	at       time.Time
+	received bool // the receiver delivered it
+	done     bool // Publish returned success
+	local    bool // Publish failed and delivered it locally: drop it if it comes
+}
+
+const (
+	barrierPrefix = "b"
+	healthPing    = "hc"
+	connectPing   = "connect"
+	// ownTTL is how long a node remembers its own publishes for the receiver;
+	// a message that comes back later is decoded like any other.
+	ownTTL = time.Minute
+)
+
+// NewRedisBackplane returns a backplane for the Redis at opts.URL. It does
+// not connect: Run does, and keeps reconnecting until its context ends.
+func NewRedisBackplane(opts RedisOptions) (*RedisBackplane, error) {
+	ro, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error quotes the URL, password included
+		}
+		return nil, fmt.Errorf("invalid redis URL: %w", err)
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = "notifyhub:"
+	}
+	if opts.PublishTimeout <= 0 {
+		opts.PublishTimeout = 2 * time.Second
+	}
+	if opts.HealthInterval <= 0 {
+		opts.HealthInterval = time.Second
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 100 * time.Millisecond
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(5*time.Second, opts.MinBackoff)
+	}
+	// A retried PUBLISH whose first attempt reached Redis would be delivered
+	// twice, so commands are never retried; the caller decides.
+	ro.MaxRetries = -1
+	// RESP2: pub/sub messages are ordinary replies on the subscriber
+	// connection, which is all this needs, with any Redis version.
+	ro.Protocol = 2
+	ro.DisableIdentity = true
+	// Let the publish timeout and the publisher's request context cut a
+	// publish short, not only the socket timeouts.
+	ro.ContextTimeoutEnabled = true
+	if ro.DialTimeout == 0 {
+		ro.DialTimeout = opts.PublishTimeout
+	}
+	if ro.ReadTimeout == 0 {
+		ro.ReadTimeout = opts.PublishTimeout
+	}
+	if ro.WriteTimeout == 0 {
+		ro.WriteTimeout = opts.PublishTimeout
+	}
+	var id [8]byte
+	_, _ = crand.Read(id[:])
+	b := &RedisBackplane{
+		client:  redis.NewClient(ro),
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: opts.Metrics,
+		node:    binary.BigEndian.Uint64(id[:]),
+		closed:  make(chan struct{}),
+		tenants: make(map[string]struct{}),
+		downErr: errors.New("not connected yet"),
+		own:     make(map[uint64]*ownPublish),
+	}
+	close(b.closed)
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	b.log = b.log.With("backplane", "redis", "redis", ro.Addr)
+	if b.metrics == nil {
+		b.metrics = noBackplaneMetrics{}
+	}
+	b.metrics.BackplaneUp(false)
+	return b, nil
+}
+
+func (b *RedisBackplane) channel(tenant string) string { return b.opts.Prefix + tenant }
+
+// Ready implements Backplane: nil while the subscriber connection is up and
+// subscribed to every watched tenant.
+func (b *RedisBackplane) Ready() error {
+	if b.up.Load() {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Errorf("redis backplane: cross-node delivery is down: %w", b.downErr)
+}
+
+// Publish implements Backplane with one PUBLISH of the whole batch. When
+// Redis does not take it, the batch is delivered to this node's subscribers
+// and the error wraps ErrCrossNode.
+func (b *RedisBackplane) Publish(ctx context.Context, tenant string, ns []payloads.Notification) error {
+	b.mu.Lock()
+	deliver := b.deliver
+	_, watched := b.tenants[tenant]
+	connected := b.sess != nil
+	b.mu.Unlock()
+	if deliver == nil {
+		return ErrNotRunning
+	}
+	h := wireHeader{node: b.node, seq: b.seq.Add(1)}
+	msg, err := encodeMessage(h, ns)
+	if err != nil {
+		return err
+	}
+	if watched && connected {
+		b.remember(h.seq, ns)
+	}
+	pctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
+	err = b.client.Publish(pctx, b.channel(tenant), msg).Err()
+	cancel()
+	if err == nil {
+		b.metrics.BackplaneMessage("published")
+		if watched {
+			b.published(h.seq)
+		}
+		return nil
+	}
+	b.metrics.BackplaneMessage("publish_failed")
+	err = fmt.Errorf("publish to redis channel %q: %w", b.channel(tenant), err)
+	if !watched {
+		return fmt.Errorf("%w (this node has no subscribers of the tenant): %w", ErrCrossNode, err)
+	}
+	if !b.publishFailed(h.seq) {
+		// The subscriber connection brought it back, so Redis did take it
+		// and every subscribed node got it: only the reply was lost.
+		b.metrics.BackplaneMessage("published")
+		return nil
+	}
+	deliver(tenant, ns)
+	return fmt.Errorf("%w; delivered to this node's subscribers only: %w", ErrCrossNode, err)
+}
+
+// remember records a publish of a watched tenant for the receiver.
+func (b *RedisBackplane) remember(seq uint64, ns []payloads.Notification) {
+	now := time.Now()
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	b.own[seq] = &ownPublish{ns: ns, at: now}
+	if now.Sub(b.lastPrune) > ownTTL/4 {
+		// Entries normally go when the receiver sees them; these are the
+		// publishes that never came back (a tenant unwatched meanwhile, a
+		// connection lost).
+		b.lastPrune = now
+		for s, o := range b.own {
+			if now.Sub(o.at) > ownTTL {
+				delete(b.own, s)
+			}
+		}
+	}
+}
+
+// published notes that Redis took publish seq.
+func (b *RedisBackplane) published(seq uint64) {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	if o := b.own[seq]; o != nil {
+		if o.received {
+			delete(b.own, seq)
+		} else {
+			o.done = true
+		}
+	}
+}
+
+// publishFailed notes that the PUBLISH of seq failed and reports whether the
+// caller must deliver it locally: false when the receiver already did.
+func (b *RedisBackplane) publishFailed(seq uint64) bool {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	o := b.own[seq]
+	switch {
+	case o == nil: // not remembered (published while disconnected) or pruned
+		return true
+	case o.received:
+		delete(b.own, seq)
+		return false
+	}
+	o.local, o.ns = true, nil
+	return true
+}
+
+// takeOwn is the receiver's side: it returns the notifications of this
+// node's publish seq and whether the message is handled by that (delivered
+// from ns, or dropped when ns is nil). ok false means decode and deliver it.
+func (b *RedisBackplane) takeOwn(seq uint64) (ns []payloads.Notification, ok bool) {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	o := b.own[seq]
+	switch {
+	case o == nil:
+		return nil, false
+	case o.local:
+		delete(b.own, seq)
+		return nil, true
+	}
+	o.received = true
+	if o.done {
+		delete(b.own, seq)
+	}
+	return o.ns, true
+}
+
+// WatchTenant implements TenantRouter: it subscribes to the tenant's channel
+// and returns a channel closed when Redis confirmed it. While disconnected it
+// only records the tenant, which the next connection subscribes to.
+func (b *RedisBackplane) WatchTenant(tenant string) <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tenants[tenant] = struct{}{}
+	s := b.sess
+	if s == nil {
+		return b.closed
+	}
+	if err := s.ps.Subscribe(context.Background(), b.channel(tenant)); err != nil {
+		b.breakLocked(s, fmt.Errorf("subscribe to tenant channel: %w", err))
+		return b.closed
+	}
+	done, err := b.barrierLocked(s, false)
+	if err != nil {
+		b.breakLocked(s, err)
+		return b.closed
+	}
+	return done
+}
+
+// UnwatchTenant implements TenantRouter.
+func (b *RedisBackplane) UnwatchTenant(tenant string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.tenants, tenant)
+	if s := b.sess; s != nil {
+		if err := s.ps.Unsubscribe(context.Background(), b.channel(tenant)); err != nil {
+			b.breakLocked(s, fmt.Errorf("unsubscribe from tenant channel: %w", err))
+		}
+	}
+}
+
+// barrierLocked sends a barrier ping on s; the channel is closed when it is
+// answered or the session ends.
+func (b *RedisBackplane) barrierLocked(s *redisSession, setUp bool) (<-chan struct{}, error) {
+	s.nextPing++
+	id := s.nextPing
+	if err := s.ps.Ping(context.Background(), barrierPrefix+strconv.FormatUint(id, 10)); err != nil {
+		return nil, fmt.Errorf("ping redis: %w", err)
+	}
+	done := make(chan struct{})
+	s.barriers = append(s.barriers, barrier{id: id, done: done, setUp: setUp})
+	return done, nil
+}
+
+// pong handles the reply to a ping of session s.
+func (b *RedisBackplane) pong(s *redisSession, payload string) {
+	idText, ok := strings.CutPrefix(payload, barrierPrefix)
+	if !ok {
+		return // a health or connect ping: lastRead is all it is for
+	}
+	id, err := strconv.ParseUint(idText, 10, 64)
+	if err != nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.ended {
+		return
+	}
+	n := 0
+	for _, br := range s.barriers {
+		if br.id > id {
+			break
+		}
+		close(br.done)
+		n++
+		if br.setUp {
+			b.up.Store(true)
+			b.metrics.BackplaneUp(true)
+			b.downErr = nil
+			b.log.Info("redis backplane connected: cross-node delivery is up", "tenants", len(b.tenants))
+		}
+	}
+	s.barriers = s.barriers[n:]
+}
+
+// breakLocked ends session s after a failed write: the receiver sees its
+// connection close and reconnects.
+func (b *RedisBackplane) breakLocked(s *redisSession, err error) {
+	b.endLocked(s, err)
+	// Close takes the PubSub's own lock, which a reconnection attempt inside
+	// go-redis may hold for a dial timeout; do not make subscribers wait.
+	go func() { _ = s.ps.Close() }()
+}
+
+// endLocked ends session s once: it detaches it, releases everyone waiting on
+// it and marks the backplane down for the reason err.
+func (b *RedisBackplane) endLocked(s *redisSession, err error) {
+	if s.ended {
+		return
+	}
+	s.ended, s.err = true, err
+	if b.sess == s {
+		b.sess = nil
+	}
+	for _, br := range s.barriers {
+		close(br.done)
+	}
+	s.barriers = nil
+	b.downErr = err
+	// Sessions run one after the other, so the up flag is this session's.
+	if s.wasUp = b.up.Swap(false); s.wasUp {
+		b.metrics.BackplaneUp(false)
+	}
+}
+
+// forgetOwn drops what a finished session could have brought back, except
+// the publishes delivered locally, whose copies a later session could still
+// receive if Redis executed them late.
+func (b *RedisBackplane) forgetOwn() {
+	b.ownMu.Lock()
+	defer b.ownMu.Unlock()
+	for seq, o := range b.own {
+		if !o.local {
+			delete(b.own, seq)
+		}
+	}
+}
+
+// Run implements Backplane: it keeps a subscriber connection to Redis,
+// reconnecting with backoff, and delivers what it receives until ctx ends.
+// Then it closes the Redis client; a RedisBackplane runs once.
+func (b *RedisBackplane) Run(ctx context.Context, deliver func(string, []payloads.Notification)) error {
+	b.mu.Lock()
+	if b.running {
+		b.mu.Unlock()
+		return errors.New("redis backplane: Run called twice")
+	}
+	b.running, b.deliver = true, deliver
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.deliver = nil
+		b.downErr = ErrNotRunning
+		b.mu.Unlock()
+		if err := b.client.Close(); err != nil {
+			b.log.Warn("close redis client", "err", err)
+		}
+	}()
+
+	attempt := 0
+	var downSince time.Time
+	for {
+		s := &redisSession{}
+		err := b.session(ctx, s, deliver)
+		b.mu.Lock()
+		b.endLocked(s, err) // no-op if a failed write or the watchdog ended it first
+		wasUp, err := s.wasUp, s.err
+		b.mu.Unlock()
+		b.forgetOwn()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if wasUp {
+			attempt, downSince = 0, time.Now()
+			b.log.Warn("redis backplane lost its connection: publishes reach this node only until it reconnects", "err", err)
+		} else if attempt == 0 && downSince.IsZero() {
+			downSince = time.Now()
+			b.log.Warn("redis backplane cannot connect: publishes reach this node only until it does", "err", err)
+		} else {
+			b.log.Debug("redis backplane reconnection failed", "err", err, "attempt", attempt, "down_for", time.Since(downSince).Round(time.Millisecond))
+		}
+		wait := backoff(b.opts.MinBackoff, b.opts.MaxBackoff, attempt)
+		attempt++
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		b.metrics.BackplaneReconnect()
+	}
+}
+
+// backoff returns the wait before reconnection attempt n (from 0): doubling
+// from lo up to hi, with the upper half jittered so that many nodes do not
+// reconnect in step after a Redis restart.
+func backoff(lo, hi time.Duration, n int) time.Duration {
+	d := hi
+	if n < 32 && lo<<n < hi && lo<<n > 0 {
+		d = lo << n
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// session runs one subscriber connection until it fails or ctx ends.
+func (b *RedisBackplane) session(ctx context.Context, s *redisSession, deliver func(string, []payloads.Notification)) error {
+	s.ps = b.client.Subscribe(ctx)
+	defer s.ps.Close()
+	stop := context.AfterFunc(ctx, func() { _ = s.ps.Close() })
+	defer stop()
+
+	// Dial before taking b.mu: WatchTenant must not wait for a slow dial.
+	if err := s.ps.Ping(ctx, connectPing); err != nil {
+		return fmt.Errorf("connect to redis: %w", err)
+	}
+	s.touch()
+	if err := b.start(s); err != nil {
+		return err
+	}
+	watchdogDone := make(chan struct{})
+	defer func() { <-watchdogDone }()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { defer close(watchdogDone); b.watchdog(wctx, s) }()
+
+	for {
+		msg, err := s.ps.Receive(ctx)
+		if err != nil {
+			return fmt.Errorf("receive from redis: %w", err)
+		}
+		s.touch()
+		switch m := msg.(type) {
+		case *redis.Message:
+			b.receive(m, deliver)
+		case *redis.Pong:
+			b.pong(s, m.Payload)
+		case *redis.Subscription:
+			// Confirmations; the barrier pings that follow them are what
+			// WatchTenant waits for.
+		}
+	}
+}
+
+// start subscribes session s to every watched tenant and makes it current.
+func (b *RedisBackplane) start(s *redisSession) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.tenants) > 0 {
+		channels := make([]string, 0, len(b.tenants))
+		for t := range b.tenants {
+			channels = append(channels, b.channel(t))
+		}
+		if err := s.ps.Subscribe(context.Background(), channels...); err != nil {
+			return fmt.Errorf("subscribe to %d tenant channels: %w", len(channels), err)
+		}
+	}
+	if _, err := b.barrierLocked(s, true); err != nil {
+		return err
+	}
+	b.sess = s
+	return nil
+}
+
+// watchdog pings an idle connection and closes it when Redis stops answering
+// (a paused server or a network partition does not close sockets).
+func (b *RedisBackplane) watchdog(ctx context.Context, s *redisSession) {
+	every := b.opts.HealthInterval
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		idle := time.Since(time.Unix(0, s.lastRead.Load()))
+		switch {
+		case idle >= 3*every:
+			b.log.Warn("redis backplane: no reply from redis, dropping the connection", "silent_for", idle.Round(time.Millisecond))
+			b.mu.Lock()
+			b.breakLocked(s, fmt.Errorf("no reply from redis for %v", idle.Round(time.Millisecond)))
+			b.mu.Unlock()
+			return
+		case idle >= every:
+			if err := s.ps.Ping(ctx, healthPing); err != nil && ctx.Err() == nil {
+				b.mu.Lock()
+				b.breakLocked(s, fmt.Errorf("ping redis: %w", err))
+				b.mu.Unlock()
+				return
+			}
+		}
+	}
+}
+
+func (s *redisSession) touch() { s.lastRead.Store(time.Now().UnixNano()) }
+
+// receive delivers one message from Redis. Undecodable messages are counted
+// and logged (at most every 10s, with how many were dropped), never fatal.
+func (b *RedisBackplane) receive(m *redis.Message, deliver func(string, []payloads.Notification)) {
+	b.metrics.BackplaneMessage("received")
+	tenant, ok := strings.CutPrefix(m.Channel, b.opts.Prefix)
+	if !ok || tenant == "" {
+		b.decodeFailed(m, fmt.Errorf("channel %q is not a tenant channel", m.Channel))
+		return
+	}
+	msg := []byte(m.Payload)
+	h, err := decodeHeader(msg)
+	if err != nil {
+		b.decodeFailed(m, err)
+		return
+	}
+	if h.node == b.node {
+		if ns, handled := b.takeOwn(h.seq); handled {
+			if ns != nil {
+				deliver(tenant, ns)
+			}
+			return
+		}
+	}
+	ns, err := decodeNotifications(msg)
+	if err != nil {
+		b.decodeFailed(m, err)
+		return
+	}
+	deliver(tenant, ns)
+}
+
+func (b *RedisBackplane) decodeFailed(m *redis.Message, err error) {
+	b.metrics.BackplaneMessage("decode_failed")
+	b.decodeDropped++
+	if time.Since(b.decodeLogged) < 10*time.Second {
+		return
+	}
+	b.log.Warn("redis backplane dropped a message it cannot decode", "channel", m.Channel, "bytes", len(m.Payload), "err", err, "dropped_since_last_report", b.decodeDropped)
+	b.decodeLogged, b.decodeDropped = time.Now(), 0
+}

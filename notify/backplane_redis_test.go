@@ -1,0 +1,532 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"notifyhub/notify/redistest"
+	"notifyhub/payloads"
+)
+
+// batch is one call of a backplane's deliver function.
+type batch struct {
+	tenant string
+	ns     []payloads.Notification
+}
+
+// fakeBackplaneMetrics records what a backplane reports.
+type fakeBackplaneMetrics struct {
+	mu         sync.Mutex
+	up         bool
+	reconnects int
+	messages   map[string]int
+}
+
+func (m *fakeBackplaneMetrics) BackplaneUp(up bool) { m.mu.Lock(); m.up = up; m.mu.Unlock() }
+func (m *fakeBackplaneMetrics) BackplaneReconnect() { m.mu.Lock(); m.reconnects++; m.mu.Unlock() }
+func (m *fakeBackplaneMetrics) BackplaneMessage(outcome string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.messages == nil {
+		m.messages = map[string]int{}
+	}
+	m.messages[outcome]++
+}
+
+func (m *fakeBackplaneMetrics) count(outcome string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.messages[outcome]
+}
+
+func (m *fakeBackplaneMetrics) isUp() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.up }
+
+// node is a running RedisBackplane with what it delivered.
+type node struct {
+	t       *testing.T
+	b       *RedisBackplane
+	got     chan batch
+	metrics *fakeBackplaneMetrics
+}
+
+// testLogger logs through t, so a failing test shows the backplane's log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tLogWriter struct{ t *testing.T }
+
+func (w tLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// startNode runs a backplane on url until the test ends.
+func startNode(t *testing.T, url string, mutate ...func(*RedisOptions)) *node {
+	t.Helper()
+	n := &node{t: t, got: make(chan batch, 1024), metrics: &fakeBackplaneMetrics{}}
+	opts := RedisOptions{
+		URL:            url,
+		PublishTimeout: 500 * time.Millisecond,
+		HealthInterval: 100 * time.Millisecond,
+		MinBackoff:     20 * time.Millisecond,
+		MaxBackoff:     200 * time.Millisecond,
+		Logger:         testLogger(t),
+		Metrics:        n.metrics,
+	}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	b, err := NewRedisBackplane(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.b = b
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Run(ctx, func(tenant string, ns []payloads.Notification) { n.got <- batch{tenant, ns} })
+	}()
+	for !b.isRunning() {
+		time.Sleep(time.Millisecond)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return n
+}
+
+// waitReady waits until Ready reports want (nil: ready).
+func (n *node) waitReady(ready bool) {
+	n.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := n.b.Ready()
+		if (err == nil) == ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("Ready() = %v after 10s; want ready=%v", err, ready)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// watch watches tenant and waits for Redis to confirm it.
+func (n *node) watch(tenant string) {
+	n.t.Helper()
+	select {
+	case <-n.b.WatchTenant(tenant):
+	case <-time.After(5 * time.Second):
+		n.t.Fatalf("WatchTenant(%s) not confirmed within 5s", tenant)
+	}
+}
+
+func (n *node) publish(tenant string, ns ...payloads.Notification) error {
+	return n.b.Publish(context.Background(), tenant, ns)
+}
+
+func (n *node) mustPublish(tenant string, ns ...payloads.Notification) {
+	n.t.Helper()
+	if err := n.publish(tenant, ns...); err != nil {
+		n.t.Fatalf("publish: %v", err)
+	}
+}
+
+// next returns the next delivered batch.
+func (n *node) next() batch {
+	n.t.Helper()
+	select {
+	case b := <-n.got:
+		return b
+	case <-time.After(5 * time.Second):
+		n.t.Fatalf("nothing delivered within 5s")
+	}
+	return batch{}
+}
+
+// expectRefs requires the next batch to be of tenant and hold refs.
+func (n *node) expectRefs(tenant string, refs ...string) {
+	n.t.Helper()
+	b := n.next()
+	if b.tenant != tenant || !reflect.DeepEqual(refsOf(b.ns), refs) {
+		n.t.Fatalf("delivered %s %v; want %s %v", b.tenant, refsOf(b.ns), tenant, refs)
+	}
+}
+
+// expectNothing requires that nothing was delivered (call it after a
+// sentinel proved that everything published before has arrived).
+func (n *node) expectNothing() {
+	n.t.Helper()
+	select {
+	case b := <-n.got:
+		n.t.Fatalf("unexpected delivery %s %v", b.tenant, refsOf(b.ns))
+	default:
+	}
+}
+
+func (b *RedisBackplane) isRunning() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.deliver != nil
+}
+
+func refsOf(ns []payloads.Notification) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		if n.Reference != nil {
+			out[i] = *n.Reference
+		}
+	}
+	return out
+}
+
+func note(ref string) payloads.Notification {
+	return payloads.Notification{
+		Event:     payloads.EventLicenceActivated,
+		Reference: &ref,
+		CreatedAt: time.Date(2024, 7, 1, 12, 51, 52, 558000000, time.UTC),
+		Payload:   payloads.RawJSON(`{"licence":"` + ref + `"}`),
+	}
+}
+
+func TestRedisBackplaneCrossNode(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a.waitReady(true)
+	b.waitReady(true)
+
+	b.watch("t1")
+	b.watch("t2")
+	str := func(s string) *string { return &s }
+	exp := time.Date(2999, 1, 1, 0, 0, 0, 0, time.FixedZone("", 2*3600))
+	full := payloads.Notification{
+		Event:     payloads.EventResourcesChanged,
+		Sender:    &payloads.Sender{ConnectionID: str("conn-1"), User: &payloads.UserIdentity{User: str("SYSTEM"), Device: str("SYSTEM")}},
+		Reference: str("full"),
+		CreatedAt: time.Date(2024, 7, 1, 12, 51, 52, 558123456, time.UTC),
+		ExpiresAt: &exp,
+		Payload:   payloads.RawJSON(`{"u":{"u":"999","d":"BackOffice","f":null},"n":"devices","a":1,"i":{"i":"x","n":"devices","v":7},"r":[{"id":"x","total":12.5}]}`),
+		Routing:   payloads.Routing{Resource: "devices", Action: payloads.ActionCreated},
+	}
+	noPayload := note("no-payload")
+	noPayload.Payload = nil
+	a.mustPublish("t1", full, noPayload)
+	got := b.next()
+	if got.tenant != "t1" || len(got.ns) != 2 {
+		t.Fatalf("got %s %v", got.tenant, refsOf(got.ns))
+	}
+	// Every field survives the trip, the routing included.
+	if !got.ns[0].CreatedAt.Equal(full.CreatedAt) || !got.ns[0].ExpiresAt.Equal(exp) {
+		t.Fatalf("times: got %v %v", got.ns[0].CreatedAt, got.ns[0].ExpiresAt)
+	}
+	got.ns[0].CreatedAt, got.ns[0].ExpiresAt = full.CreatedAt, full.ExpiresAt
+	if !reflect.DeepEqual(got.ns[0], full) {
+		t.Fatalf("got\n%+v\nwant\n%+v", got.ns[0], full)
+	}
+	if got.ns[1].Payload != nil || got.ns[1].Sender != nil || got.ns[1].ExpiresAt != nil {
+		t.Fatalf("nulls came back as %+v", got.ns[1])
+	}
+
+	// Tenant isolation on the wire: a publish for a tenant that B does not
+	// watch never reaches it, and A (watching nothing) receives nothing.
+	a.mustPublish("t3", note("other-tenant"))
+	a.mustPublish("t2", note("sentinel"))
+	b.expectRefs("t2", "sentinel")
+	b.expectNothing()
+	a.expectNothing()
+}
+
+func TestRedisBackplaneOrderAndExactlyOnce(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a.waitReady(true)
+	b.waitReady(true)
+	a.watch("t")
+	b.watch("t")
+
+	// Two publishers on A and one on B, concurrently: every node gets every
+	// batch once, and each publisher's batches in the order it made them.
+	const perPublisher = 200
+	publishers := []struct {
+		n    *node
+		name string
+	}{{a, "a1"}, {a, "a2"}, {b, "b1"}}
+	var wg sync.WaitGroup
+	for _, p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perPublisher {
+				if err := p.n.publish("t", note(fmt.Sprintf("%s-%d", p.name, i))); err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, n := range []*node{a, b} {
+		next := map[string]int{}
+		for range len(publishers) * perPublisher {
+			got := n.next()
+			var name string
+			var i int
+			if _, err := fmt.Sscanf(strings.Replace(refsOf(got.ns)[0], "-", " ", 1), "%s %d", &name, &i); err != nil {
+				t.Fatal(err)
+			}
+			if i != next[name] {
+				t.Fatalf("publisher %s: got #%d, want #%d", name, i, next[name])
+			}
+			next[name]++
+		}
+		n.expectNothing()
+	}
+	if got := a.metrics.count("published"); got != 2*perPublisher {
+		t.Errorf("A counted %d published, want %d", got, 2*perPublisher)
+	}
+}
+
+func TestRedisBackplaneUnwatch(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a.waitReady(true)
+	b.waitReady(true)
+	b.watch("t1")
+	b.watch("t2")
+	a.mustPublish("t1", note("1"))
+	b.expectRefs("t1", "1")
+
+	b.b.UnwatchTenant("t1")
+	// UNSUBSCRIBE and the sentinel's channel share B's connection, so once
+	// the sentinel is in, the unsubscription had taken effect.
+	b.watch("t3")
+	a.mustPublish("t1", note("after-unwatch"))
+	a.mustPublish("t3", note("sentinel"))
+	b.expectRefs("t3", "sentinel")
+	b.expectNothing()
+}
+
+func TestRedisBackplaneDecodeErrors(t *testing.T) {
+	r := redistest.Start(t)
+	b := startNode(t, r.URL())
+	b.waitReady(true)
+	b.watch("t")
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer raw.Close()
+	good, err := encodeMessage(wireHeader{node: 1, seq: 1}, []payloads.Notification{note("good")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string][]byte{
+		"empty":         {},
+		"future format": append([]byte{2}, good[1:]...),
+		"short header":  good[:9],
+		"not JSON":      append(good[:wireHeaderLen:wireHeaderLen], "{oops"...),
+		"no event":      append(good[:wireHeaderLen:wireHeaderLen], `[{"r":"x"}]`...),
+		"empty batch":   append(good[:wireHeaderLen:wireHeaderLen], `[]`...),
+		"null element":  append(good[:wireHeaderLen:wireHeaderLen], `[null]`...),
+	}
+	for name, msg := range bad {
+		if err := raw.Publish(context.Background(), "notifyhub:t", msg).Err(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if err := raw.Publish(context.Background(), "notifyhub:t", good).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b.expectRefs("t", "good")
+	b.expectNothing()
+	if got := b.metrics.count("decode_failed"); got != len(bad) {
+		t.Fatalf("decode_failed = %d, want %d", got, len(bad))
+	}
+	if err := b.b.Ready(); err != nil {
+		t.Fatalf("not ready after bad messages: %v", err)
+	}
+}
+
+// TestRedisBackplaneRestart is the fault behaviour the README describes:
+// while Redis is down a node serves its own subscribers and says that other
+// nodes were not reached; nothing published meanwhile is replayed; after
+// Redis is back every node resubscribes (tenants watched meanwhile
+// included) and cross-node delivery resumes.
+func TestRedisBackplaneRestart(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a.waitReady(true)
+	b.waitReady(true)
+	a.watch("t")
+	b.watch("t")
+	a.mustPublish("t", note("before"))
+	a.expectRefs("t", "before")
+	b.expectRefs("t", "before")
+
+	r.Stop()
+	a.waitReady(false)
+	b.waitReady(false)
+	if a.metrics.isUp() || b.metrics.isUp() {
+		t.Fatal("up gauge still 1 while Redis is down")
+	}
+	err := a.publish("t", note("during"))
+	if !errors.Is(err, ErrCrossNode) || !strings.Contains(err.Error(), "delivered to this node's subscribers only") {
+		t.Fatalf("publish while Redis is down: %v; want ErrCrossNode, delivered locally", err)
+	}
+	a.expectRefs("t", "during")
+	err = a.publish("unwatched", note("nobody-here"))
+	if !errors.Is(err, ErrCrossNode) || !strings.Contains(err.Error(), "no subscribers of the tenant") {
+		t.Fatalf("publish for an unwatched tenant while Redis is down: %v", err)
+	}
+	// Watching while disconnected does not block; the tenant is
+	// subscribed on reconnection.
+	select {
+	case <-b.b.WatchTenant("late"):
+	case <-time.After(time.Second):
+		t.Fatal("WatchTenant blocked while Redis is down")
+	}
+
+	r.Restart()
+	a.waitReady(true)
+	b.waitReady(true)
+	a.mustPublish("t", note("after"))
+	a.expectRefs("t", "after")
+	b.expectRefs("t", "after") // "during" never reaches B
+	a.mustPublish("late", note("late"))
+	b.expectRefs("late", "late")
+	a.expectNothing()
+	b.expectNothing()
+	if !a.metrics.isUp() || a.metrics.reconnects == 0 {
+		t.Fatalf("metrics after reconnect: up %v, reconnects %d", a.metrics.isUp(), a.metrics.reconnects)
+	}
+}
+
+// TestRedisBackplanePause covers a Redis that stops answering without
+// closing connections: the health check notices, publishes time out into
+// local delivery, and the node recovers when Redis answers again.
+func TestRedisBackplanePause(t *testing.T) {
+	r := redistest.Start(t)
+	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a.waitReady(true)
+	b.waitReady(true)
+	a.watch("t")
+	b.watch("t")
+
+	r.Pause()
+	start := time.Now()
+	a.waitReady(false)
+	t.Logf("silent Redis detected after %v", time.Since(start).Round(time.Millisecond))
+	if err := a.publish("t", note("paused")); !errors.Is(err, ErrCrossNode) {
+		t.Fatalf("publish while Redis is paused: %v; want ErrCrossNode", err)
+	}
+	a.expectRefs("t", "paused")
+	r.Resume()
+	a.waitReady(true)
+	b.waitReady(true)
+	a.mustPublish("t", note("resumed"))
+	a.expectRefs("t", "resumed")
+	b.expectRefs("t", "resumed")
+	a.expectNothing()
+	b.expectNothing()
+}
+
+func TestRedisBackplaneUnreachableAtStart(t *testing.T) {
+	r := redistest.Start(t)
+	url := r.URL()
+	r.Stop()
+	a := startNode(t, url)
+	if err := a.b.Ready(); err == nil {
+		t.Fatal("ready without Redis")
+	}
+	a.watch("t") // does not block
+	if err := a.publish("t", note("local")); !errors.Is(err, ErrCrossNode) {
+		t.Fatalf("publish: %v", err)
+	}
+	a.expectRefs("t", "local")
+	r.Restart()
+	a.waitReady(true)
+	a.mustPublish("t", note("redis"))
+	a.expectRefs("t", "redis")
+}
+
+func TestRedisBackplaneNotRunning(t *testing.T) {
+	b, err := NewRedisBackplane(RedisOptions{URL: "redis://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(context.Background(), "t", []payloads.Notification{note("x")}); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Publish before Run: %v", err)
+	}
+	if _, err := NewRedisBackplane(RedisOptions{URL: "http://nope"}); err == nil {
+		t.Fatal("accepted a non-redis URL")
+	}
+}
+
+// TestOwnPublishes checks the bookkeeping that keeps a node's own publishes
+// exactly-once when a PUBLISH fails after Redis may have executed it.
+func TestOwnPublishes(t *testing.T) {
+	b, err := NewRedisBackplane(RedisOptions{URL: "redis://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := []payloads.Notification{note("x")}
+
+	// Normal: received before or after Publish returns; the receiver uses
+	// the batch it has and the entry goes away.
+	b.remember(1, ns)
+	if got, ok := b.takeOwn(1); !ok || len(got) != 1 {
+		t.Fatal("own publish not recognised")
+	}
+	b.published(1)
+	b.remember(2, ns)
+	b.published(2)
+	if got, ok := b.takeOwn(2); !ok || len(got) != 1 {
+		t.Fatal("own publish not recognised after Publish returned")
+	}
+	// Failed, and Redis never brings it back: deliver locally.
+	b.remember(3, ns)
+	if !b.publishFailed(3) {
+		t.Fatal("failed publish not delivered locally")
+	}
+	// ... and if it comes back after all, it is dropped.
+	if got, ok := b.takeOwn(3); !ok || got != nil {
+		t.Fatal("locally delivered publish delivered again")
+	}
+	// Failed after the receiver had it: Redis took it; nothing more to do.
+	b.remember(4, ns)
+	b.takeOwn(4)
+	if b.publishFailed(4) {
+		t.Fatal("publish delivered twice")
+	}
+	// Unknown sequence numbers (other nodes', pruned) are decoded.
+	if _, ok := b.takeOwn(99); ok {
+		t.Fatal("unknown publish taken")
+	}
+	b.ownMu.Lock()
+	left := len(b.own)
+	b.ownMu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d entries left", left)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	lo, hi := 100*time.Millisecond, 5*time.Second
+	for n := range 70 {
+		d := backoff(lo, hi, n)
+		ceil := min(hi, lo<<min(n, 20))
+		if d < ceil/2 || d > ceil {
+			t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, ceil/2, ceil)
+		}
+	}
+}

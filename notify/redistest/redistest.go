@@ -1,0 +1,201 @@
+// Package redistest runs throwaway redis-server processes for tests.
+//
+// Each Server is its own redis-server on a free loopback port, without
+// persistence, stopped when the test ends. When redis-server is not on PATH
+// the test is skipped on a developer machine and fails in CI (the CI
+// environment variable is set), so CI never silently skips the Redis tests.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is a redis-server child process owned by a test.
+type Server struct {
+	t    testing.TB
+	bin  string
+	port int
+
+	mu   sync.Mutex
+	proc *process     // nil while stopped
+	log  bytes.Buffer // the server's output over all its runs
+}
+
+// process is one run of redis-server; exited yields Wait's result.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan error
+}
+
+// Start starts a redis-server on a free loopback port and stops it when the
+// test ends; its output is logged if the test failed.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("redis-server not found on PATH: CI must install it (apt-get install redis-server)")
+		}
+		t.Skip("redis-server not found on PATH: skipping the Redis backplane tests (apt-get install redis-server to run them)")
+	}
+	s := &Server{t: t, bin: bin}
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			s.mu.Lock()
+			t.Logf("redis-server output:\n%s", s.log.String())
+			s.mu.Unlock()
+		}
+	})
+	// Another process can take the free port between probing and binding;
+	// a few fresh ports make that harmless.
+	for attempt := 0; ; attempt++ {
+		s.port = freePort(t)
+		err := s.start()
+		if err == nil {
+			return s
+		}
+		if attempt == 4 {
+			t.Fatalf("start redis-server: %v", err)
+		}
+	}
+}
+
+// URL is the server's redis:// URL.
+func (s *Server) URL() string { return "redis://" + s.Addr() }
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Stop kills the server at once, as a crash would (there is nothing to
+// persist). It is a no-op when the server is not running.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// Restart starts the server again, empty, on the same port.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	if err := s.start(); err != nil {
+		s.t.Fatalf("restart redis-server: %v", err)
+	}
+}
+
+// Pause stops the server process without closing its sockets (SIGSTOP): to
+// clients it looks like a network partition or a stalled host, connections
+// stay open and nothing answers.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig os.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		s.t.Fatalf("redis-server is not running")
+	}
+	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal redis-server: %v", err)
+	}
+}
+
+// start runs redis-server on s.port and waits until it answers PING.
+func (s *Server) start() error {
+	cmd := exec.Command(s.bin,
+		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no",
+		"--loglevel", "warning")
+	out := &lockedWriter{mu: &s.mu, w: &s.log}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("run %s: %w", s.bin, err)
+	}
+	p := &process{cmd: cmd, exited: make(chan error, 1)}
+	go func() { p.exited <- cmd.Wait(); close(p.exited) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for ping(ctx, s.Addr()) != nil {
+		select {
+		case err := <-p.exited:
+			return fmt.Errorf("redis-server on port %d exited: %v", s.port, err)
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			<-p.exited
+			return fmt.Errorf("redis-server on port %d did not answer PING within 10s", s.port)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	s.mu.Lock()
+	s.proc = p
+	s.mu.Unlock()
+	return nil
+}
+
+// ping sends one inline PING and expects +PONG.
+func ping(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(conn, "PING\r\n"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(line) != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// lockedWriter serialises the process's output with readers of the log.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
