@@ -3,7 +3,6 @@ package signalr
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +10,8 @@ import (
 
 // Handler is the application behind a hub endpoint: it receives a connection's
 // invocations once the handshake is done. Calls for one connection never run
-// concurrently (ASP.NET Core's MaximumParallelInvocationsPerClient = 1).
+// concurrently (ASP.NET Core's MaximumParallelInvocationsPerClient = 1), and
+// OnDisconnected runs only after the last Invoke has returned.
 type Handler interface {
 	// OnConnected runs after a successful handshake, before any invocation.
 	// An error closes the connection with that error.
@@ -31,7 +31,7 @@ const (
 	stateNegotiated  connState = iota // created by negotiate, no transport yet
 	stateHandshaking                  // transport attached, waiting for the handshake
 	stateConnected                    // handshake done
-	stateClosing                      // Close queued; the writer ends the transport after it
+	stateClosing                      // Close queued; the transport ends after it
 	stateClosed
 )
 
@@ -41,7 +41,7 @@ const (
 type Conn struct {
 	ep    *Endpoint
 	id    string // public connectionId
-	token string // secret connectionToken (the id= of later requests); "" if never negotiated
+	token string // secret connectionToken (the id= of later requests)
 
 	// UserData is set by the endpoint's Authenticate hook before the connection
 	// starts, for the Handler's use.
@@ -54,35 +54,25 @@ type Conn struct {
 
 	mu       sync.Mutex
 	state    connState
+	kind     transportKind // the transport the connection started with
+	stateful bool          // negotiate agreed to stateful reconnect (used if the client handshakes v2 over WebSockets)
 	proto    Protocol
-	tr       transport
-	queue    [][]byte // shared, immutable frames waiting for the transport
-	queued   int      // bytes in queue
-	alone    int      // the first alone frames of queue go out in their own write (handshake response)
-	writing  bool     // a push transport's writer goroutine is running
+	tr       transport // nil before the transport starts and while a stateful connection waits for its client to reattach
+	queue    [][]byte  // shared, immutable frames waiting for the transport
+	queued   int       // bytes in queue
+	alone    int       // the first alone frames of queue go out in their own write (handshake response)
+	writing  bool      // a push transport's writer goroutine is running
 	attached time.Time
-	done     chan struct{} // closed when the connection has ended
+	done     chan struct{}   // closed when the connection has ended
+	sr       *reconnectState // stateful reconnect bookkeeping; nil unless the feature is on
 
-	inbuf []byte // reader side only: bytes of an incomplete message
-}
-
-// transport moves a connection's frames. Push transports (WebSockets) are
-// written by a goroutine the Conn starts only while frames are queued, so an
-// idle connection has no writer goroutine. Pull transports (SSE, long polling)
-// have a request goroutine that waits to be woken.
-type transport interface {
-	// name is the negotiate name, for logs and metrics.
-	name() string
-	// write sends one batch of whole frames (push transports only).
-	write(batch []byte, binary bool) error
-	// wake tells a pull transport that frames are queued.
-	wake()
-	// end stops the transport once the final frames are out.
-	end()
-	// keepAlive reports whether the transport needs hub Pings (long polling does not).
-	keepAlive() bool
-	// binary reports whether the transport can carry binary frames (SSE cannot).
-	binary() bool
+	// rmu is held while client bytes are processed. HTTP transports deliver
+	// them in concurrent POSTs, which it serialises (ASP.NET Core does the
+	// same), and finish takes it before OnDisconnected so that no Invoke can
+	// run after, or alongside, the disconnect.
+	rmu   sync.Mutex
+	ready bool   // OnConnected succeeded (under rmu)
+	inbuf []byte // bytes of an incomplete message (under rmu)
 }
 
 // ID returns the public connection id.
@@ -95,39 +85,65 @@ func (c *Conn) Protocol() Protocol {
 	return c.proto
 }
 
-// Transport returns the name of the attached transport ("" if none).
+// Transport returns the name of the connection's transport ("" if none has
+// started yet).
 func (c *Conn) Transport() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tr == nil {
-		return ""
-	}
-	return c.tr.name()
+	return c.kind.String()
 }
 
 // Done is closed when the connection has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Send queues a frame encoded in the connection's protocol. It never blocks.
-// The frame is shared and must not be modified afterwards. If the queue is
-// full the client is too slow: the connection is closed with a Close message
-// that allows reconnecting, and Send reports false.
+// Send queues a hub message frame (an Invocation, StreamItem or Completion)
+// encoded in the connection's protocol. It never blocks. The frame is shared
+// and must not be modified afterwards. If the queue is full the client is too
+// slow: the connection is closed with a Close message that allows
+// reconnecting, and Send reports false. With stateful reconnect the frame is
+// also kept for replay until the client acknowledges it; a client that lets
+// that buffer overflow is closed the same way, so nothing is lost silently.
 func (c *Conn) Send(frame []byte) bool {
 	c.mu.Lock()
 	if c.state != stateConnected {
 		c.mu.Unlock()
 		return false
 	}
-	if len(c.queue) >= c.ep.opts.QueueLength || c.queued+len(frame) > c.ep.opts.QueueBytes {
+	o := &c.ep.opts
+	if c.tr != nil && (len(c.queue) >= o.QueueLength || c.queued+len(frame) > o.QueueBytes) {
 		c.mu.Unlock()
 		c.ep.metrics.SlowConsumer()
-		c.ep.log.Warn("closing slow connection: outbound queue full", "conn", c.id, "frames", c.ep.opts.QueueLength)
+		c.ep.log.Warn("closing slow connection: outbound queue full", "conn", c.id, "frames", o.QueueLength)
 		c.Close("Connection closed with an error. The client did not read its messages fast enough.", true)
 		return false
+	}
+	if c.sr != nil {
+		if !c.sr.sent.push(frame, o.StatefulReconnectBufferSize) {
+			c.mu.Unlock()
+			c.ep.metrics.SlowConsumer()
+			c.ep.log.Warn("closing connection: stateful reconnect buffer full", "conn", c.id, "bytes", o.StatefulReconnectBufferSize)
+			c.Close("Connection closed with an error. The stateful reconnect buffer is full: the client did not acknowledge its messages in time.", true)
+			return false
+		}
+		if c.tr == nil {
+			// Detached: the frame goes out in the replay when the client reattaches.
+			c.mu.Unlock()
+			return true
+		}
 	}
 	c.enqueueLocked(frame)
 	c.mu.Unlock()
 	return true
+}
+
+// sendControl queues a frame that is not sequenced (Ping, Ack): it is never
+// kept for replay and is dropped while no transport is attached.
+func (c *Conn) sendControl(frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateConnected && c.tr != nil {
+		c.enqueueLocked(frame)
+	}
 }
 
 // enqueueLocked appends frame and wakes the transport. c.mu is held; the
@@ -152,20 +168,32 @@ func (c *Conn) kickLocked() {
 	c.tr.wake()
 }
 
-// pushTransport marks transports written by the Conn's writer goroutine.
-type pushTransport interface{ push() }
+// batch is what a transport writes in one go: whole frames only.
+type batch struct {
+	data   []byte
+	tr     transport // the transport the frames were taken for
+	binary bool      // the frames need a binary-capable unit (WebSocket opcode)
+	last   bool      // the connection ends once data is written
+	closed bool      // the connection has ended; nothing more will come
+}
 
-// takeBatch removes queued frames and appends them to dst as one batch. It
-// reports whether the connection should end after this batch is written.
-func (c *Conn) takeBatch(dst []byte) (batch []byte, last bool) {
+// takeBatch removes queued frames and appends them to dst as one batch. With
+// want set it takes nothing unless want is the attached transport, so a pull
+// transport never takes frames meant for another.
+func (c *Conn) takeBatch(want transport, dst []byte) batch {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	b := batch{data: dst, tr: c.tr, closed: c.state == stateClosed}
+	if c.tr == nil || (want != nil && c.tr != want) {
+		return b
+	}
+	b.binary = c.proto != nil && c.proto.TransferFormat() == BinaryFormat
 	n := len(c.queue)
 	if c.alone > 0 {
-		n, c.alone = c.alone, 0
+		n, c.alone = min(c.alone, n), 0
 	}
 	for i := 0; i < n; i++ {
-		dst = append(dst, c.queue[i]...)
+		b.data = append(b.data, c.queue[i]...)
 		c.queued -= len(c.queue[i])
 		c.queue[i] = nil
 	}
@@ -177,37 +205,28 @@ func (c *Conn) takeBatch(dst []byte) (batch []byte, last bool) {
 	} else {
 		c.queue = append(c.queue[:0], c.queue[n:]...)
 	}
-	return dst, c.state == stateClosing && len(c.queue) == 0
-}
-
-// pending reports whether frames are queued or the connection is ending.
-func (c *Conn) pending() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.queue) > 0 || c.state >= stateClosing
+	b.last = c.state == stateClosing && len(c.queue) == 0
+	return b
 }
 
 // writeLoop writes queued frames for a push transport until the queue is
 // empty, then exits: frames queued meanwhile are coalesced into one write.
+// It follows the connection to a new transport after a stateful reattach.
 func (c *Conn) writeLoop() {
 	bp := c.ep.writeBuffers.Get().(*[]byte)
 	defer c.ep.writeBuffers.Put(bp)
 	for {
-		batch, last := c.takeBatch((*bp)[:0])
-		*bp = batch
-		if len(batch) > 0 {
-			c.mu.Lock()
-			binary := c.proto != nil && c.proto.TransferFormat() == BinaryFormat
-			tr := c.tr
-			c.mu.Unlock()
-			if err := tr.write(batch, binary); err != nil {
+		b := c.takeBatch(nil, (*bp)[:0])
+		*bp = b.data[:0]
+		if len(b.data) > 0 {
+			if err := b.tr.write(b.data, b.binary); err != nil {
 				c.ep.log.Debug("write failed", "conn", c.id, "err", err)
-				c.finish()
-				return
+				c.transportLost(b.tr, false)
+			} else {
+				c.lastWrite.Store(time.Now().UnixNano())
 			}
-			c.lastWrite.Store(time.Now().UnixNano())
 		}
-		if last {
+		if b.last {
 			c.finish()
 			return
 		}
@@ -215,7 +234,7 @@ func (c *Conn) writeLoop() {
 			*bp = make([]byte, 0, 4<<10) // do not pool what one burst grew
 		}
 		c.mu.Lock()
-		if len(c.queue) == 0 {
+		if len(c.queue) == 0 || c.tr == nil || c.state == stateClosed {
 			c.writing = false
 			c.mu.Unlock()
 			return
@@ -243,9 +262,14 @@ func (c *Conn) Close(errText string, allowReconnect bool) {
 			c.enqueueLocked(appendHandshakeError(nil, errText))
 		}
 	case stateConnected:
-		frame, err := c.proto.AppendMessage(nil, &Message{Type: TypeClose, Error: errText, AllowReconnect: allowReconnect})
-		if err == nil {
-			c.enqueueLocked(frame)
+		// A detached stateful connection has nothing to carry the Close
+		// message; the heartbeat ends it (finish must not run here: Close may
+		// be called from inside Invoke, which finish waits for).
+		if c.tr != nil {
+			frame, err := c.proto.AppendMessage(nil, &Message{Type: TypeClose, Error: errText, AllowReconnect: allowReconnect})
+			if err == nil {
+				c.enqueueLocked(frame)
+			}
 		}
 	}
 	c.state = stateClosing
@@ -263,54 +287,101 @@ func (c *Conn) finish() {
 		c.mu.Unlock()
 		return
 	}
-	wasConnected := c.state == stateConnected || (c.state == stateClosing && c.proto != nil)
 	c.state = stateClosed
-	tr, proto := c.tr, c.proto
-	c.queue, c.queued = nil, 0
+	tr, proto, kind := c.tr, c.proto, c.kind
+	c.queue, c.queued, c.sr = nil, 0, nil
 	c.mu.Unlock()
 	if tr != nil {
 		tr.end()
 	}
 	close(c.done)
-	c.ep.remove(c)
-	if wasConnected {
-		c.ep.metrics.Disconnected(tr.name(), proto.Name())
+	c.ep.remove(c, kind)
+	// Wait for the client bytes being processed, if any: an Invoke that is
+	// running completes before OnDisconnected, and none starts after it.
+	c.rmu.Lock()
+	ready := c.ready
+	c.inbuf = nil
+	c.rmu.Unlock()
+	if ready {
+		c.ep.metrics.Disconnected(kind.String(), proto.Name())
 		c.ep.handler.OnDisconnected(c)
 	}
 }
 
-// attach binds a transport to the connection; it fails if one is already
-// attached or the connection has ended.
-func (c *Conn) attach(tr transport) error {
+// attach binds the connection's first transport; it fails if one has already
+// started or the connection has ended.
+func (c *Conn) attach(tr transport, kind transportKind) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.state != stateNegotiated:
+	if c.state != stateNegotiated {
 		return errConnActive
 	}
-	c.tr = tr
-	c.state = stateHandshaking
+	c.tr, c.kind, c.state = tr, kind, stateHandshaking
 	c.attached = time.Now()
 	c.lastRead.Store(c.attached.UnixNano())
 	c.lastWrite.Store(c.attached.UnixNano())
 	return nil
 }
 
-var errConnActive = errors.New("connection already has a transport")
+// transportLost handles the end of transport tr that the connection did not
+// ask for. A stateful connection whose client did not close on purpose
+// (graceful: a WebSocket close frame) keeps its state and waits for the client
+// to reattach; any other ends.
+func (c *Conn) transportLost(tr transport, graceful bool) {
+	c.mu.Lock()
+	if c.tr != tr || c.state == stateClosed {
+		c.mu.Unlock() // already replaced by a reattach, or over
+		return
+	}
+	if c.sr != nil && !graceful && c.state == stateConnected {
+		c.detachLocked(time.Now())
+		c.mu.Unlock()
+		tr.end()
+		c.ep.log.Debug("transport lost; waiting for the client to reattach", "conn", c.id)
+		return
+	}
+	c.mu.Unlock()
+	c.finish()
+}
 
-// receive processes bytes from the client: the handshake first, then hub
-// messages. Incomplete trailing bytes are kept for the next call. A non-nil
-// error means the connection has been closed.
-func (c *Conn) receive(data []byte) error {
+// snapshot returns the connection's state, transport kind and attached transport.
+func (c *Conn) snapshot() (connState, transportKind, transport) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state, c.kind, c.tr
+}
+
+var (
+	errConnActive    = errors.New("connection already has a transport")
+	errConnGone      = errors.New("connection has ended")
+	errStaleReader   = errors.New("the transport was replaced")
+	errPullTransport = errors.New("pull transports are not written by the connection")
+)
+
+// receive processes bytes that arrived over transport tr: the handshake
+// first, then hub messages. Incomplete trailing bytes are kept for the next
+// call. A non-nil error means the connection is closing, has ended, or (with
+// errStaleReader) tr is no longer its transport.
+func (c *Conn) receive(tr transport, data []byte) error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.mu.Lock()
+	proto, state, current := c.proto, c.state, c.tr == tr
+	c.mu.Unlock()
+	switch {
+	case state == stateClosed:
+		return errConnGone
+	case !current:
+		return errStaleReader
+	case state == stateClosing:
+		return nil // the Close message is on its way; nothing the client says matters now
+	}
 	buf := data
 	if len(c.inbuf) > 0 {
 		c.inbuf = append(c.inbuf, data...)
 		buf = c.inbuf
 	}
-	max := c.ep.opts.MaxMessageSize
-	c.mu.Lock()
-	proto := c.proto
-	c.mu.Unlock()
+	maxSize := c.ep.opts.MaxMessageSize
 	for len(buf) > 0 {
 		if proto == nil {
 			n, p, err := c.handshake(buf)
@@ -322,11 +393,10 @@ func (c *Conn) receive(data []byte) error {
 			continue
 		}
 		var m Message
-		n, err := proto.ReadMessage(buf, max, &m)
+		n, err := proto.ReadMessage(buf, maxSize, &m)
 		if err != nil {
 			c.ep.metrics.Rejected("protocol_error")
-			msg := "Connection closed with an error. " + err.Error()
-			c.Close(msg, errors.Is(err, ErrMessageTooLarge))
+			c.Close("Connection closed with an error. "+err.Error(), errors.Is(err, ErrMessageTooLarge))
 			return fmt.Errorf("read message: %w", err)
 		}
 		if n == 0 {
@@ -377,7 +447,7 @@ func (c *Conn) handshake(buf []byte) (int, Protocol, error) {
 		return fail(fmt.Sprintf("The server does not support version %d of the '%s' protocol.", req.Version, req.Protocol))
 	}
 	c.mu.Lock()
-	tr := c.tr
+	tr, kind := c.tr, c.kind
 	c.mu.Unlock()
 	if proto.TransferFormat() == BinaryFormat && !tr.binary() {
 		return fail(fmt.Sprintf("Cannot use the '%s' protocol on the current transport. The transport does not support 'Binary' transfer format.", req.Protocol))
@@ -389,6 +459,12 @@ func (c *Conn) handshake(buf []byte) (int, Protocol, error) {
 	}
 	c.proto = proto
 	c.state = stateConnected
+	// Stateful reconnect needs all of: the endpoint and the client agreed in
+	// negotiate, WebSockets, and handshake version 2 (ASP.NET Core silently
+	// turns it off for version 1, and the JS client only uses it on WebSockets).
+	if c.stateful && kind == kindWebSockets && req.Version >= 2 {
+		c.sr = newReconnectState()
+	}
 	c.enqueueLocked(handshakeOK)
 	c.alone = 1 // the handshake response goes out alone (stateful reconnect clients need it)
 	c.mu.Unlock()
@@ -397,12 +473,16 @@ func (c *Conn) handshake(buf []byte) (int, Protocol, error) {
 		c.Close("Connection closed with an error. "+err.Error(), false)
 		return n, nil, err
 	}
-	c.ep.metrics.Connected(tr.name(), proto.Name())
+	c.ready = true
+	c.ep.metrics.Connected(kind.String(), proto.Name())
 	return n, proto, nil
 }
 
 // dispatch handles one hub message from the client.
 func (c *Conn) dispatch(proto Protocol, m *Message) error {
+	if m.Type.Sequenced() && !c.acceptSequenced() {
+		return nil // a duplicate the client resent after reattaching
+	}
 	switch m.Type {
 	case TypeInvocation, TypeStreamInvocation:
 		c.invoke(proto, m)
@@ -411,11 +491,19 @@ func (c *Conn) dispatch(proto Protocol, m *Message) error {
 	case TypeClose:
 		c.Close("", false)
 		return errors.New("client closed the connection")
+	case TypeAck:
+		c.acknowledged(m.SequenceID)
+	case TypeSequence:
+		if err := c.resetSequence(m.SequenceID); err != nil {
+			c.ep.metrics.Rejected("protocol_error")
+			c.Close("Connection closed with an error. "+err.Error(), true)
+			return err
+		}
 	case TypeStreamItem, TypeCompletion, TypeCancelInvocation:
 		// The hub has no streaming methods and makes no client-result calls, so
 		// these can only refer to ids it never issued: ignored, as ASP.NET does.
 	default:
-		// Unknown or stateful-reconnect types from newer clients: ignored.
+		// Unknown types from newer clients: ignored.
 	}
 	return nil
 }
@@ -452,22 +540,46 @@ func (c *Conn) invoke(proto Protocol, m *Message) {
 }
 
 // heartbeat runs once a second from the endpoint's timer: keep-alive pings,
-// the client timeout and the handshake timeout. It reports whether the
-// connection has to be dropped because it never attached a transport in time.
+// Acks, and the handshake, client and disconnect timeouts. It reports whether
+// the connection has to be ended now.
 func (c *Conn) heartbeat(now time.Time, ping func(Protocol) []byte) (expired bool) {
 	o := &c.ep.opts
 	c.mu.Lock()
 	state, proto, tr := c.state, c.proto, c.tr
+	var ack []byte
+	if c.sr != nil && tr != nil && state == stateConnected {
+		ack = c.sr.ackDueLocked(proto)
+	}
+	detachedFor := time.Duration(0)
+	if c.sr != nil && tr == nil {
+		detachedFor = now.Sub(c.sr.detachedAt)
+	}
 	c.mu.Unlock()
-	switch state {
-	case stateNegotiated:
+	if state == stateNegotiated {
 		return now.Sub(c.created) > o.DisconnectTimeout
+	}
+	if state == stateClosed {
+		return false
+	}
+	if tr == nil {
+		// A stateful connection waiting for its client to reattach, or one
+		// that was closed meanwhile and has nothing to deliver a Close with.
+		return state == stateClosing || detachedFor > o.DisconnectTimeout
+	}
+	if tr.idle(now) > o.DisconnectTimeout {
+		c.ep.metrics.Rejected("disconnect_timeout")
+		return true // a long-polling client that stopped polling
+	}
+	switch state {
 	case stateHandshaking:
 		if now.Sub(c.attached) > o.HandshakeTimeout {
 			c.ep.metrics.Rejected("handshake_timeout")
 			c.Close("Handshake was canceled.", false)
 		}
 	case stateConnected:
+		if ack != nil {
+			c.sendControl(ack)
+		}
 		if !tr.keepAlive() {
 			return false
 		}
@@ -478,13 +590,8 @@ func (c *Conn) heartbeat(now time.Time, ping func(Protocol) []byte) (expired boo
 		}
 		if now.UnixNano()-c.lastWrite.Load() >= int64(o.KeepAliveInterval) {
 			c.lastWrite.Store(now.UnixNano()) // do not queue a second ping while this one waits
-			c.Send(ping(proto))
+			c.sendControl(ping(proto))
 		}
 	}
 	return false
-}
-
-// logAttrs describes the connection for logs.
-func (c *Conn) logAttrs() slog.Attr {
-	return slog.Group("conn", "id", c.id, "transport", c.Transport())
 }

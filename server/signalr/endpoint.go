@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -35,14 +36,24 @@ type Options struct {
 	SameUser func(negotiated, connecting any) bool
 	// Protocols the handshake accepts. Default: JSON and MessagePack.
 	Protocols []Protocol
-	// Transports offered by negotiate, in order of preference. Default: all.
+	// Transports offered by negotiate and accepted on the connection URL, in
+	// order of preference (clients try them in this order): WebSockets,
+	// ServerSentEvents, LongPolling. Default: all three.
 	Transports []string
+	// StatefulReconnect lets clients that ask for it in negotiate
+	// (withStatefulReconnect) keep their connection across a dropped
+	// WebSocket: see reconnect.go. Off by default, as in ASP.NET Core.
+	StatefulReconnect bool
+	// StatefulReconnectBufferSize bounds the bytes of sent frames a stateful
+	// connection keeps until the client acknowledges them; a client that lets
+	// it overflow is closed (allowReconnect). Default 100 000, as ASP.NET Core.
+	StatefulReconnectBufferSize int
 
 	MaxMessageSize    int           // largest incoming hub message; default 32 KiB
 	HandshakeTimeout  time.Duration // transport start → handshake request; default 15 s
 	KeepAliveInterval time.Duration // server Ping cadence; default 15 s
 	ClientTimeout     time.Duration // silence after the client's first Ping that closes it; default 30 s
-	DisconnectTimeout time.Duration // negotiated connection without a transport; default 15 s
+	DisconnectTimeout time.Duration // a connection without a transport request (not started, between polls, WebSocket dropped with stateful reconnect) ends after it; default 15 s
 	SendTimeout       time.Duration // one transport write; default 10 s
 	PollTimeout       time.Duration // longest long poll; default 90 s
 	QueueLength       int           // outbound frames queued per connection before it counts as slow; default 1024
@@ -81,11 +92,12 @@ func (o *Options) setDefaults() {
 		}
 	}
 	if len(o.Protocols) == 0 {
-		o.Protocols = []Protocol{JSONProtocol{}}
+		o.Protocols = []Protocol{JSONProtocol{}, MessagePackProtocol{}}
 	}
 	if len(o.Transports) == 0 {
-		o.Transports = []string{WebSockets}
+		o.Transports = []string{WebSockets, ServerSentEvents, LongPolling}
 	}
+	defInt(&o.StatefulReconnectBufferSize, 100_000)
 	defInt(&o.MaxMessageSize, 32<<10)
 	def(&o.HandshakeTimeout, 15*time.Second)
 	def(&o.KeepAliveInterval, 15*time.Second)
@@ -113,12 +125,14 @@ type Endpoint struct {
 	handler Handler
 	log     *slog.Logger
 	metrics Metrics
+	tick    time.Duration // heartbeat period: one second, like ASP.NET Core's; tests shorten it
 
 	pings        map[string][]byte // protocol name → encoded Ping
-	writeBuffers sync.Pool         // batches being written by push transports
+	writeBuffers sync.Pool         // batches being written or formatted by transports
 
 	mu       sync.RWMutex
-	conns    map[string]*Conn // by connection token
+	conns    map[string]*Conn     // live connections by connection token
+	ended    map[string]time.Time // long-polling connections that ended recently, by token: their next poll gets 204
 	draining bool
 }
 
@@ -128,19 +142,26 @@ func NewEndpoint(opts Options) (*Endpoint, error) {
 		return nil, errors.New("signalr: Options.Handler is required")
 	}
 	opts.setDefaults()
+	for _, t := range opts.Transports {
+		if t != WebSockets && t != ServerSentEvents && t != LongPolling {
+			return nil, fmt.Errorf("signalr: unknown transport %q (want %s, %s or %s)", t, WebSockets, ServerSentEvents, LongPolling)
+		}
+	}
 	e := &Endpoint{
 		opts:    opts,
 		handler: opts.Handler,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
+		tick:    time.Second,
 		pings:   make(map[string][]byte, len(opts.Protocols)),
 		conns:   make(map[string]*Conn),
+		ended:   make(map[string]time.Time),
 	}
 	e.writeBuffers.New = func() any { b := make([]byte, 0, 4<<10); return &b }
 	for _, p := range opts.Protocols {
 		ping, err := p.AppendMessage(nil, &Message{Type: TypePing})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("signalr: encode a %s ping: %w", p.Name(), err)
 		}
 		e.pings[p.Name()] = ping
 	}
@@ -159,25 +180,29 @@ func (e *Endpoint) protocol(name string) Protocol {
 	return nil
 }
 
-func (e *Endpoint) transportEnabled(name string) bool {
+func (e *Endpoint) transportEnabled(k transportKind) bool {
 	for _, t := range e.opts.Transports {
-		if t == name {
+		if t == k.String() {
 			return true
 		}
 	}
 	return false
 }
 
-// newConn registers a connection; negotiated says whether its token is known
-// to the client.
-func (e *Endpoint) newConn(userData any) (*Conn, error) {
+// newConn registers a connection. Version 0 clients use the connection id
+// as the token; stateful says negotiate agreed to stateful reconnect.
+func (e *Endpoint) newConn(userData any, version int, stateful bool) (*Conn, error) {
 	c := &Conn{
 		ep:       e,
 		id:       randomID(),
-		token:    randomID(),
 		UserData: userData,
+		stateful: stateful,
 		created:  time.Now(),
 		done:     make(chan struct{}),
+	}
+	c.token = c.id
+	if version > 0 {
+		c.token = randomID()
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -190,18 +215,32 @@ func (e *Endpoint) newConn(userData any) (*Conn, error) {
 
 var errDraining = &httpError{status: http.StatusServiceUnavailable, msg: "the server is shutting down"}
 
-func (e *Endpoint) lookup(token string) *Conn {
+// lookup returns the live connection of token, or reports whether token is
+// a long-polling connection that ended recently.
+func (e *Endpoint) lookup(token string) (c *Conn, ended bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.conns[token]
+	if c = e.conns[token]; c != nil {
+		return c, false
+	}
+	_, ended = e.ended[token]
+	return nil, ended
 }
 
-func (e *Endpoint) remove(c *Conn) {
+// remove unregisters an ended connection. A long-polling client learns that
+// its connection is over from its next poll (204), so the token is
+// remembered for DisconnectTimeout: until then polls get 204, POSTs 404 and
+// DELETE 202.
+func (e *Endpoint) remove(c *Conn, kind transportKind) {
 	e.mu.Lock()
-	if e.conns[c.token] == c {
-		delete(e.conns, c.token)
+	defer e.mu.Unlock()
+	if e.conns[c.token] != c {
+		return
 	}
-	e.mu.Unlock()
+	delete(e.conns, c.token)
+	if kind == kindLongPolling {
+		e.ended[c.token] = time.Now()
+	}
 }
 
 // Len returns the number of live connections.
@@ -213,7 +252,7 @@ func (e *Endpoint) Len() int {
 
 // Run drives the connections' timers once a second until ctx ends.
 func (e *Endpoint) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(e.tick)
 	defer t.Stop()
 	var batch []*Conn
 	ping := func(p Protocol) []byte { return e.pings[p.Name()] }
@@ -229,6 +268,19 @@ func (e *Endpoint) Run(ctx context.Context) {
 				}
 				batch[i] = nil
 			}
+			e.expireEnded(now)
+		}
+	}
+}
+
+// expireEnded forgets ended long-polling connections after DisconnectTimeout:
+// a client that has not polled by then is gone too.
+func (e *Endpoint) expireEnded(now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for token, at := range e.ended {
+		if now.Sub(at) > e.opts.DisconnectTimeout {
+			delete(e.ended, token)
 		}
 	}
 }
@@ -251,6 +303,9 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	e.mu.Unlock()
 	for _, c := range e.snapshot(nil) {
 		c.Close("", true)
+		if _, _, tr := c.snapshot(); tr == nil {
+			c.finish() // not started, or a stateful connection waiting to reattach: nothing to deliver
+		}
 	}
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()

@@ -2,6 +2,7 @@ package signalr
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -16,6 +17,9 @@ type negotiateResponse struct {
 	ConnectionID        string               `json:"connectionId"`
 	ConnectionToken     string               `json:"connectionToken,omitempty"`
 	AvailableTransports []negotiateTransport `json:"availableTransports"`
+	// Written only when true: the JS client refuses a negotiation that
+	// offers stateful reconnect it did not ask for.
+	UseStatefulReconnect bool `json:"useStatefulReconnect,omitempty"`
 }
 
 // negotiate answers POST {hub}/negotiate. Protocol problems are answered with
@@ -34,24 +38,22 @@ func (e *Endpoint) negotiate(c *fiber.Ctx) error {
 	if err != nil {
 		return ignoreResponded(err)
 	}
-	conn, err := e.newConn(user)
+	// Stateful reconnect needs both sides: the endpoint allows it and the
+	// client asked (withStatefulReconnect). Whether it is used is decided at
+	// the handshake (WebSockets, version 2).
+	stateful := e.opts.StatefulReconnect && strings.EqualFold(queryFold(c, "useStatefulReconnect"), "true")
+	conn, err := e.newConn(user, version, stateful)
 	if err != nil {
 		return ignoreResponded(httpErrorResponse(c, statusOf(err), err))
 	}
-	resp := negotiateResponse{NegotiateVersion: version, ConnectionID: conn.id, ConnectionToken: conn.token}
-	if version == 0 {
-		// Version 0 clients use the connection id as the token.
-		e.mu.Lock()
-		delete(e.conns, conn.token)
-		conn.token = conn.id
-		e.conns[conn.token] = conn
-		e.mu.Unlock()
-		resp.ConnectionToken = ""
+	resp := negotiateResponse{NegotiateVersion: version, ConnectionID: conn.id, UseStatefulReconnect: stateful}
+	if version > 0 {
+		resp.ConnectionToken = conn.token // version 0 clients use the connection id as the token
 	}
 	for _, t := range e.opts.Transports {
 		formats := []string{"Text", "Binary"}
 		if t == ServerSentEvents {
-			formats = formats[:1]
+			formats = formats[:1] // text only: an event stream cannot carry MessagePack
 		}
 		resp.AvailableTransports = append(resp.AvailableTransports, negotiateTransport{t, formats})
 	}
@@ -88,3 +90,18 @@ func httpErrorResponse(c *fiber.Ctx, status int, err error) error {
 
 // errResponded marks a request whose response has been written.
 var errResponded = &httpError{msg: "response written"}
+
+// queryFold returns the query parameter name, matched case-insensitively as
+// ASP.NET Core matches query keys.
+func queryFold(c *fiber.Ctx, name string) string {
+	if v := c.Query(name); v != "" {
+		return v
+	}
+	var v string
+	c.Context().QueryArgs().VisitAll(func(key, value []byte) {
+		if v == "" && strings.EqualFold(string(key), name) {
+			v = string(value)
+		}
+	})
+	return v
+}

@@ -1,10 +1,12 @@
 package signalr
 
 import (
+	"errors"
 	"io"
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/gofiber/fiber/v2"
 )
 
 // wsTransport carries a connection over a WebSocket: text frames for text
@@ -14,11 +16,11 @@ type wsTransport struct {
 	timeout time.Duration
 }
 
-func (*wsTransport) name() string    { return WebSockets }
-func (*wsTransport) push()           {}
-func (*wsTransport) wake()           {}
-func (*wsTransport) keepAlive() bool { return true }
-func (*wsTransport) binary() bool    { return true }
+func (*wsTransport) push()                        {}
+func (*wsTransport) wake()                        {}
+func (*wsTransport) keepAlive() bool              { return true }
+func (*wsTransport) binary() bool                 { return true }
+func (*wsTransport) idle(time.Time) time.Duration { return 0 }
 
 func (t *wsTransport) write(batch []byte, binary bool) error {
 	op := websocket.TextMessage
@@ -39,17 +41,62 @@ func (t *wsTransport) end() {
 	_ = t.ws.Close()
 }
 
+// upgradeWebSocket checks a WebSocket request before the upgrade, so that
+// refusals are plain HTTP statuses the clients understand: without an id it
+// is a skipNegotiation client and gets a new connection; with one it starts
+// the negotiated connection, or reattaches a stateful one whose socket
+// dropped (404 once that one has ended).
+func (e *Endpoint) upgradeWebSocket(c *fiber.Ctx, upgrade fiber.Handler) error {
+	if !e.transportEnabled(kindWebSockets) {
+		return transportNotSupported(c, kindWebSockets)
+	}
+	var conn *Conn
+	if c.Query("id") == "" {
+		user, err := e.authenticate(c)
+		if err != nil {
+			return err
+		}
+		if conn, err = e.newConn(user, 0, false); err != nil {
+			return httpErrorResponse(c, statusOf(err), err)
+		}
+	} else {
+		var ended bool
+		var err error
+		if conn, _, ended, err = e.findConn(c); err != nil {
+			return err
+		}
+		if ended {
+			return plainError(c, fiber.StatusNotFound, msgUnknownID)
+		}
+		switch _, kind, _ := conn.snapshot(); {
+		case kind == kindNone:
+		case kind != kindWebSockets:
+			return plainError(c, fiber.StatusBadRequest, msgTransportChange)
+		case !conn.canReattach():
+			return plainError(c, fiber.StatusConflict, msgActive)
+		}
+	}
+	c.Locals(localConn, conn)
+	return upgrade(c)
+}
+
 // serveWebSocket runs a WebSocket for c until it ends. It is the reader: each
 // WebSocket message is fed to the connection as bytes, whatever its opcode
 // (the Java client sends JSON in binary frames).
 func (e *Endpoint) serveWebSocket(ws *websocket.Conn, c *Conn) {
-	readLimit := int64(e.opts.MaxMessageSize) * 4
-	ws.SetReadLimit(readLimit)
-	if err := c.attach(&wsTransport{ws: ws, timeout: e.opts.SendTimeout}); err != nil {
-		_ = ws.Close()
+	ws.SetReadLimit(int64(e.opts.MaxMessageSize) * 4)
+	t := &wsTransport{ws: ws, timeout: e.opts.SendTimeout}
+	var err error
+	if _, kind, _ := c.snapshot(); kind == kindNone {
+		err = c.attach(t, kindWebSockets)
+	} else {
+		err = c.reattach(t)
+	}
+	if err != nil {
+		e.log.Debug("websocket refused", "conn", c.id, "err", err)
+		t.end()
 		return
 	}
-	defer c.Abort()
 	for {
 		_, r, err := ws.NextReader()
 		if err != nil {
@@ -57,21 +104,38 @@ func (e *Endpoint) serveWebSocket(ws *websocket.Conn, c *Conn) {
 				e.metrics.Rejected("message_too_large")
 				c.Close("Connection closed with an error. The message exceeds the maximum message size.", true)
 				e.waitClosed(c)
+				c.transportLost(t, true)
+				return
 			}
+			c.transportLost(t, closeFrameReceived(err))
 			return
 		}
 		bp := e.writeBuffers.Get().(*[]byte)
 		data, err := readAll(r, (*bp)[:0])
 		*bp = data[:0]
 		if err == nil {
-			err = c.receive(data)
+			err = c.receive(t, data)
 		}
 		e.writeBuffers.Put(bp)
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, errStaleReader), errors.Is(err, errConnGone):
+			return // replaced by a reattach, or over: nothing left to do for this socket
+		default:
 			e.waitClosed(c)
+			c.transportLost(t, true)
 			return
 		}
 	}
+}
+
+// closeFrameReceived reports whether a read error is the client's close
+// frame: the client is done. Anything else (reset, EOF; the library reports
+// those as the never-sent code 1006) is a drop that a stateful connection
+// survives.
+func closeFrameReceived(err error) bool {
+	var ce *websocket.CloseError
+	return errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure
 }
 
 // waitClosed gives the writer time to deliver a queued Close message before
