@@ -22,6 +22,9 @@ type Principal struct {
 	Tenant    string // "" when the token names none
 	Scopes    []string
 	ExpiresAt time.Time // zero when the token has no exp
+	// SiteRoles maps site ids to the user's roles there (site_admin,
+	// site_super_user, site_user), from the HUB_SITE_ROLES_CLAIM claim.
+	SiteRoles map[string][]string
 }
 
 // HasScope reports whether the token granted scope.
@@ -49,13 +52,14 @@ func forbidden(format string, args ...any) error {
 type Verifier struct {
 	secret  []byte
 	public  any // *rsa.PublicKey or *ecdsa.PublicKey
-	parser  *jwt.Parser
-	methods []string
+	parser     *jwt.Parser
+	methods    []string
+	rolesClaim string
 }
 
 // NewVerifier builds a verifier from cfg; it needs a secret or a public key file.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	v := &Verifier{}
+	v := &Verifier{rolesClaim: cfg.SiteRolesClaim}
 	if cfg.JWTSecret != "" {
 		if len(cfg.JWTSecret) < 16 {
 			return nil, errors.New("HUB_JWT_SECRET must be at least 16 bytes")
@@ -92,11 +96,43 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
-// claims are the token claims notifyhub reads.
+// claims are the token claims notifyhub reads; raw keeps all of them for
+// the claims whose names are configured.
 type claims struct {
 	jwt.RegisteredClaims
 	TenantID string     `json:"tenant_id"`
 	Scope    scopeClaim `json:"scope"`
+	raw      map[string]json.RawMessage
+}
+
+func (c *claims) UnmarshalJSON(b []byte) error {
+	type plain claims // without this method
+	if err := json.Unmarshal(b, (*plain)(c)); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &c.raw)
+}
+
+// siteRoles reads the site roles claim: {"<site id>": "<role>" or ["<role>", ...]}.
+func siteRoles(raw json.RawMessage) (map[string][]string, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, errors.New("must be an object of site ids to roles")
+	}
+	out := make(map[string][]string, len(m))
+	for site, v := range m {
+		var one string
+		if json.Unmarshal(v, &one) == nil {
+			out[site] = []string{one}
+			continue
+		}
+		var many []string
+		if err := json.Unmarshal(v, &many); err != nil {
+			return nil, fmt.Errorf("site %q: roles must be a string or an array of strings", site)
+		}
+		out[site] = many
+	}
+	return out, nil
 }
 
 // scopeClaim accepts the OAuth space-delimited string or a JSON array.
@@ -150,6 +186,13 @@ func (v *Verifier) Verify(raw string) (*Principal, error) {
 		return nil, unauthorized("invalid access token")
 	}
 	p := &Principal{Subject: c.Subject, Tenant: c.TenantID, Scopes: c.Scope}
+	if raw, ok := c.raw[v.rolesClaim]; ok && v.rolesClaim != "" {
+		roles, err := siteRoles(raw)
+		if err != nil {
+			return nil, unauthorized("invalid %s claim: %v", v.rolesClaim, err)
+		}
+		p.SiteRoles = roles
+	}
 	if c.ExpiresAt != nil {
 		p.ExpiresAt = c.ExpiresAt.Time
 	}

@@ -21,10 +21,14 @@ type Config struct {
 	ClientScope        string // HUB_CLIENT_SCOPE: scope a client token must hold
 	PublishScope       string // HUB_PUBLISH_SCOPE: scope a publisher token must hold
 	CloseOnTokenExpiry bool   // HUB_CLOSE_ON_TOKEN_EXPIRY: close connections when their token expires
+	StatefulReconnect  bool   // HUB_STATEFUL_RECONNECT: let clients that ask keep their connection across a dropped WebSocket
 
 	Events         []string // HUB_EVENTS: the event catalogue
 	ResourceEvents []string // HUB_RESOURCE_EVENTS: events whose payload is a ResourceChangedPayload
-	Transports     []string // HUB_TRANSPORTS: offered transports, in order
+	Transports     []string // HUB_TRANSPORTS: offered transports, in order (WebSockets, ServerSentEvents, LongPolling)
+	Streams        []string // HUB_STREAMS: stream endpoints served (built-in names or HUB_STREAMS_FILE's); "none" for none
+	StreamsFile    string   // HUB_STREAMS_FILE: JSON array of more stream endpoint definitions
+	SiteRolesClaim string   // HUB_SITE_ROLES_CLAIM: token claim mapping site ids to roles
 	CORSOrigins    []string // HUB_CORS_ORIGINS: browser origins allowed to negotiate cross-origin
 
 	MaxMessageSize          int           // HUB_MAX_MESSAGE_SIZE: largest incoming hub message (bytes)
@@ -33,6 +37,7 @@ type Config struct {
 	MaxSubscriptions        int           // HUB_MAX_SUBSCRIPTIONS: subscription entries per connection
 	QueueLength             int           // HUB_QUEUE_LENGTH: outbound frames per connection before it is closed as slow
 	SendTimeout             time.Duration // HUB_SEND_TIMEOUT: one socket write; a client that blocks it longer is dropped
+	StatefulReconnectBuffer int           // HUB_STATEFUL_RECONNECT_BUFFER: unacknowledged bytes kept per stateful connection
 	MaxConnectionsPerTenant int           // HUB_MAX_CONNECTIONS_PER_TENANT: 0 = unlimited
 	MaxConnectionsPerUser   int           // HUB_MAX_CONNECTIONS_PER_USER: 0 = unlimited
 	InvocationRate          float64       // HUB_INVOCATION_RATE: hub invocations per second per connection
@@ -54,9 +59,13 @@ func DefaultConfig() Config {
 		ClientScope:             "notifications.subscribe",
 		PublishScope:            "notifications.publish",
 		CloseOnTokenExpiry:      true,
-		Events:                  []string{"portos.resources.changed", "portos.licence.activated"},
+		Events:                  []string{"portos.resources.changed", "portos.licence.activated", EventAccessEntry, EventAccessIncident},
+		Streams:                 []string{"salto-entries", "salto-incidents", "clay-entry", "clay-incident"},
+		SiteRolesClaim:          "site_roles",
 		ResourceEvents:          []string{"portos.resources.changed"},
-		Transports:              []string{"WebSockets"},
+		Transports:              []string{"WebSockets", "ServerSentEvents", "LongPolling"},
+		StatefulReconnect:       true,
+		StatefulReconnectBuffer: 100_000,
 		MaxMessageSize:          32 << 10,
 		MaxPublishBytes:         1 << 20,
 		MaxBatch:                1000,
@@ -133,7 +142,15 @@ func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
 	list("HUB_EVENTS", &cfg.Events)
 	list("HUB_RESOURCE_EVENTS", &cfg.ResourceEvents)
 	list("HUB_TRANSPORTS", &cfg.Transports)
+	boolean("HUB_STATEFUL_RECONNECT", &cfg.StatefulReconnect)
+	num("HUB_STATEFUL_RECONNECT_BUFFER", &cfg.StatefulReconnectBuffer)
 	list("HUB_CORS_ORIGINS", &cfg.CORSOrigins)
+	list("HUB_STREAMS", &cfg.Streams)
+	if len(cfg.Streams) == 1 && cfg.Streams[0] == "none" {
+		cfg.Streams = nil
+	}
+	str("HUB_STREAMS_FILE", &cfg.StreamsFile)
+	str("HUB_SITE_ROLES_CLAIM", &cfg.SiteRolesClaim)
 	num("HUB_MAX_MESSAGE_SIZE", &cfg.MaxMessageSize)
 	num("HUB_MAX_PUBLISH_BYTES", &cfg.MaxPublishBytes)
 	num("HUB_MAX_BATCH", &cfg.MaxBatch)

@@ -18,6 +18,10 @@ type metrics struct {
 
 	// resolved once: the fan-out path must not look labels up per call
 	published, delivered, expired, dropped, encodeFailed prometheus.Counter
+
+	backplaneUp         prometheus.Gauge
+	backplaneReconnects prometheus.Counter
+	backplaneMessages   map[string]prometheus.Counter // by outcome, all created up front
 }
 
 func newMetrics() *metrics {
@@ -52,7 +56,27 @@ func newMetrics() *metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	m.newBackplaneMetrics()
 	return m
+}
+
+// newBackplaneMetrics creates the backplane's series. The message outcomes
+// are created up front so that they are exported (as 0) before they happen.
+func (m *metrics) newBackplaneMetrics() {
+	m.backplaneUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "notifyhub_backplane_up", Help: "1 while publishes reach every node (always with one node), 0 while the Redis backplane is disconnected.",
+	})
+	m.backplaneReconnects = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "notifyhub_backplane_reconnects_total", Help: "Attempts to reconnect to Redis after a failure.",
+	})
+	messages := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "notifyhub_backplane_messages_total", Help: "Redis backplane messages by outcome: published, publish_failed, received, decode_failed.",
+	}, []string{"outcome"})
+	m.backplaneMessages = map[string]prometheus.Counter{}
+	for _, o := range []string{"published", "publish_failed", "received", "decode_failed"} {
+		m.backplaneMessages[o] = messages.WithLabelValues(o)
+	}
+	m.registry.MustRegister(m.backplaneUp, m.backplaneReconnects, messages)
 }
 
 // watchIndex exports the subscription index's sizes.
@@ -86,3 +110,19 @@ func (m *metrics) Delivered(n int) { m.delivered.Add(float64(n)) }
 func (m *metrics) Expired()        { m.expired.Inc() }
 func (m *metrics) Dropped(n int)   { m.dropped.Add(float64(n)) }
 func (m *metrics) EncodeFailed()   { m.encodeFailed.Inc() }
+
+// notify.BackplaneMetrics
+
+func (m *metrics) BackplaneUp(up bool) {
+	if up {
+		m.backplaneUp.Set(1)
+	} else {
+		m.backplaneUp.Set(0)
+	}
+}
+func (m *metrics) BackplaneReconnect() { m.backplaneReconnects.Inc() }
+func (m *metrics) BackplaneMessage(outcome string) {
+	if c := m.backplaneMessages[outcome]; c != nil {
+		c.Inc()
+	}
+}

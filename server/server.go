@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,7 @@ type Server struct {
 	verifier  *Verifier
 	catalogue *payloads.Catalogue
 	core      *notify.Hub
-	endpoint  *signalr.Endpoint
+	endpoints []*signalr.Endpoint // the main hub first, then the stream endpoints
 	metrics   *metrics
 
 	public, internal     *fiber.App
@@ -63,12 +64,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("event catalogue: %w", err)
 	}
-	backplane, err := newBackplane(cfg, log)
+	m := newMetrics()
+	backplane, err := newBackplane(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, verifier: verifier, catalogue: cat}
-	m := newMetrics()
 	s.metrics = m
 	s.core = notify.New(notify.Options{
 		Backplane:        backplane,
@@ -77,38 +78,37 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	})
 	m.watchIndex(s.core.Stats)
 
-	protocols := []signalr.Protocol{signalr.JSONProtocol{}}
-	hub := newMainHub(s.core, cat, protocols, cfg, m, log)
-	s.endpoint, err = signalr.NewEndpoint(signalr.Options{
-		Handler: hub,
-		Authenticate: func(c *fiber.Ctx) (any, error) {
-			p, err := verifier.authenticateClient(c, cfg.ClientScope)
-			if err != nil {
-				return nil, err
-			}
-			if err := hub.limits.check(p); err != nil {
-				m.Rejected("connection_limit")
-				return nil, err
-			}
-			return &client{principal: p}, nil
-		},
-		SameUser: func(negotiated, connecting any) bool {
-			a, b := negotiated.(*client).principal, connecting.(*client).principal
-			return a.Tenant == b.Tenant && a.Subject == b.Subject
-		},
-		Protocols:         protocols,
-		Transports:        cfg.Transports,
-		MaxMessageSize:    cfg.MaxMessageSize,
-		HandshakeTimeout:  cfg.HandshakeTimeout,
-		KeepAliveInterval: cfg.KeepAliveInterval,
-		ClientTimeout:     cfg.ClientTimeout,
-		QueueLength:       cfg.QueueLength,
-		SendTimeout:       cfg.SendTimeout,
-		Logger:            log,
-		Metrics:           m,
-	})
+	protocols := []signalr.Protocol{signalr.JSONProtocol{}, signalr.MessagePackProtocol{}}
+	streams, err := streamsFromConfig(cfg, cat)
 	if err != nil {
 		return nil, err
+	}
+	methods := map[string]argShape{clientOnEvent: argObject}
+	for _, st := range streams {
+		methods[st.Method] = st.shape()
+	}
+	shared := &clients{
+		core:        s.core,
+		limits:      newConnLimits(cfg.MaxConnectionsPerTenant, cfg.MaxConnectionsPerUser),
+		encoders:    newEncoders(protocols, methods),
+		closeExpiry: cfg.CloseOnTokenExpiry,
+		rejected:    m.Rejected,
+		log:         log,
+	}
+	hub := &mainHub{clients: shared, catalogue: cat, rate: cfg.InvocationRate, burst: cfg.InvocationBurst}
+	main, err := s.newEndpoint(protocols, hub, shared, cfg.ClientScope, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.endpoints = append(s.endpoints, main)
+	paths := []string{HubPath}
+	for _, st := range streams {
+		e, err := s.newEndpoint(protocols, &streamHub{clients: shared, def: st}, shared, st.Scope, st.authorize)
+		if err != nil {
+			return nil, err
+		}
+		s.endpoints = append(s.endpoints, e)
+		paths = append(paths, st.Path)
 	}
 
 	s.public = fiber.New(fiber.Config{
@@ -127,7 +127,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.public.Get("/healthz", s.healthz)
 	s.public.Get("/readyz", s.readyz)
-	s.endpoint.Mount(s.public, HubPath)
+	for i, e := range s.endpoints {
+		e.Mount(s.public, paths[i])
+	}
 
 	s.internal = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
@@ -150,7 +152,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			log.Error("backplane stopped", "err", err)
 		}
 	})
-	s.goRun(func() { s.endpoint.Run(runCtx) })
+	for _, e := range s.endpoints {
+		s.goRun(func() { e.Run(runCtx) })
+	}
 	s.goRun(func() { _ = s.public.Listener(s.publicLn) })
 	s.goRun(func() { _ = s.internal.Listener(s.internalLn) })
 	return s, nil
@@ -175,7 +179,21 @@ func (s *Server) Config() Config { return s.cfg }
 // reconnecting; then the listeners stop. ctx bounds the drain.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
-	drainErr := s.endpoint.Shutdown(ctx)
+	var drainErr error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, e := range s.endpoints {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.Shutdown(ctx); err != nil {
+				mu.Lock()
+				drainErr = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	s.cancel()
 	err := errors.Join(drainErr, s.public.ShutdownWithContext(ctx), s.internal.ShutdownWithContext(ctx))
 	s.wg.Wait()
@@ -183,10 +201,67 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // newBackplane picks the backplane: Redis when HUB_REDIS_URL is set,
-// otherwise this node alone.
-func newBackplane(cfg Config, _ *slog.Logger) (notify.Backplane, error) {
-	if cfg.RedisURL != "" {
-		return nil, errors.New("HUB_REDIS_URL: the Redis backplane is not available in this build")
+// otherwise this node alone. The Redis backplane connects in the background,
+// so a node starts (not ready) while Redis is unreachable.
+func newBackplane(cfg Config, log *slog.Logger, m *metrics) (notify.Backplane, error) {
+	if cfg.RedisURL == "" {
+		m.BackplaneUp(true) // one node: every publish reaches every node
+		return notify.NewMemoryBackplane(), nil
 	}
-	return notify.NewMemoryBackplane(), nil
+	b, err := notify.NewRedisBackplane(notify.RedisOptions{URL: cfg.RedisURL, Logger: log, Metrics: m})
+	if err != nil {
+		// The URL may hold a password: the error names the problem, not the URL.
+		return nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+	}
+	return b, nil
+}
+
+// newEndpoint builds a hub endpoint with the server's wire settings. Connect
+// requests must carry a valid token of a tenant holding scope (HUB_CLIENT_SCOPE
+// when empty); authorize, when set, checks the rest and names the filters the
+// connection is subscribed to.
+func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, shared *clients, scope string,
+	authorize func(*fiber.Ctx, *Principal) ([]payloads.Filter, error)) (*signalr.Endpoint, error) {
+	if scope == "" {
+		scope = s.cfg.ClientScope
+	}
+	cfg := s.cfg
+	return signalr.NewEndpoint(signalr.Options{
+		Handler: h,
+		Authenticate: func(c *fiber.Ctx) (any, error) {
+			p, err := s.verifier.authenticateClient(c, scope)
+			if err != nil {
+				return nil, err
+			}
+			cl := &client{principal: p}
+			if authorize != nil {
+				if cl.filters, err = authorize(c, p); err != nil {
+					return nil, err
+				}
+			}
+			if err := shared.limits.check(p); err != nil {
+				s.metrics.Rejected("connection_limit")
+				return nil, err
+			}
+			return cl, nil
+		},
+		SameUser: func(negotiated, connecting any) bool {
+			a, b := negotiated.(*client), connecting.(*client)
+			return a.principal.Tenant == b.principal.Tenant && a.principal.Subject == b.principal.Subject &&
+				slices.EqualFunc(a.filters, b.filters, func(x, y payloads.Filter) bool { return x.String() == y.String() })
+		},
+		Protocols:         protocols,
+		Transports:        cfg.Transports,
+		MaxMessageSize:    cfg.MaxMessageSize,
+		HandshakeTimeout:  cfg.HandshakeTimeout,
+		KeepAliveInterval: cfg.KeepAliveInterval,
+		ClientTimeout:     cfg.ClientTimeout,
+		QueueLength:       cfg.QueueLength,
+		SendTimeout:       cfg.SendTimeout,
+		Logger:            s.log,
+		Metrics:           s.metrics,
+
+		StatefulReconnect:           cfg.StatefulReconnect,
+		StatefulReconnectBufferSize: cfg.StatefulReconnectBuffer,
+	})
 }

@@ -37,9 +37,12 @@ type Options struct {
 	// OnEvent, when set, is called on the reader goroutine for every OnEvent
 	// instead of queueing it on Events().
 	OnEvent func(Event)
+	// Method is the client method notifications arrive as; default OnEvent
+	// (stream endpoints use ReceiveMessage).
+	Method string
 }
 
-// Event is one OnEvent invocation as received.
+// Event is one notification invocation as received.
 type Event struct {
 	Arg      signalr.RawValue // the notification, encoded in the connection's protocol
 	Received time.Time
@@ -56,6 +59,7 @@ type Client struct {
 	proto  signalr.Protocol
 	events chan Event
 	onEv   func(Event)
+	method string
 
 	wmu sync.Mutex // one writer at a time
 
@@ -83,6 +87,9 @@ func Dial(ctx context.Context, hubURL string, opts Options) (*Client, error) {
 	}
 	if opts.Events <= 0 {
 		opts.Events = 1024
+	}
+	if opts.Method == "" {
+		opts.Method = "OnEvent"
 	}
 	u, err := url.Parse(hubURL)
 	if err != nil {
@@ -128,6 +135,7 @@ func Dial(ctx context.Context, hubURL string, opts Options) (*Client, error) {
 		ws:      ws,
 		proto:   opts.Protocol,
 		onEv:    opts.OnEvent,
+		method:  opts.Method,
 		pending: map[string]chan signalr.Message{},
 		closed:  make(chan struct{}),
 	}
@@ -241,7 +249,7 @@ func (c *Client) readLoop() {
 func (c *Client) handle(m *signalr.Message) {
 	switch m.Type {
 	case signalr.TypeInvocation:
-		if !strings.EqualFold(m.Target, "OnEvent") || len(m.Arguments) != 1 {
+		if !strings.EqualFold(m.Target, c.method) || len(m.Arguments) != 1 {
 			return
 		}
 		raw, _ := m.Arguments[0].(signalr.RawValue)

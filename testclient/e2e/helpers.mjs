@@ -199,8 +199,8 @@ export const withoutTimes = ({ ca, ea, ...rest }) => rest;
 
 // upgradeStatus attempts a bare WebSocket upgrade of the hub URL (as a
 // skipNegotiation client does) and returns the HTTP status: 101 when the hub
-// accepts it, otherwise what it answered instead.
-export function upgradeStatus({ token, query = "" } = {}) {
+// accepts it, otherwise what it answered instead. path defaults to the main hub.
+export function upgradeStatus({ token, query = "", path = HUB_PATH } = {}) {
   return new Promise((resolve, reject) => {
     const headers = {
       Connection: "Upgrade",
@@ -209,7 +209,7 @@ export function upgradeStatus({ token, query = "" } = {}) {
       "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
     };
     if (token) headers.Authorization = `Bearer ${token}`;
-    const req = http.get(HUB_URL + HUB_PATH + query, { headers });
+    const req = http.get(HUB_URL + path + query, { headers });
     req.on("upgrade", (res, socket) => (socket.destroy(), resolve(res.statusCode)));
     req.on("response", (res) => (res.resume(), resolve(res.statusCode)));
     req.on("error", reject);

@@ -1,0 +1,191 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"notifyhub/server"
+	"notifyhub/server/signalr"
+	"notifyhub/testclient"
+)
+
+// streamToken mints a token with the Salto scope and site roles.
+func (e *hubEnv) streamToken(tenant, user string, roles map[string]any) string {
+	e.t.Helper()
+	claims := jwt.MapClaims{"sub": user, "tenant_id": tenant, "scope": "user_api.full_access notifications.subscribe",
+		"exp": time.Now().Add(time.Hour).Unix(), "site_roles": roles}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(testSecret))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+func (e *hubEnv) dialStream(path, token string, opts testclient.Options) (*testclient.Client, error) {
+	opts.Token, opts.Method = token, "ReceiveMessage"
+	if opts.Protocol == nil {
+		opts.SkipNegotiation = true // as the Salto and Clay samples connect
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := testclient.Dial(ctx, e.srv.HubURL()+path, opts)
+	if err == nil {
+		e.t.Cleanup(func() { c.Close() })
+	}
+	return c, err
+}
+
+// entry builds an access event routed to a site and users.
+func entry(event, ref, site string, users ...string) map[string]any {
+	route := map[string]any{"site": site}
+	if len(users) > 0 {
+		route["users"] = users
+	}
+	return map[string]any{"e": event, "r": ref, "p": map[string]any{"door": "main", "ref": ref}, "route": route}
+}
+
+// nextMessage returns the ref of the next ReceiveMessage, whose one argument
+// is the notification as a JSON string.
+func nextMessage(t *testing.T, c *testclient.Client) string {
+	t.Helper()
+	select {
+	case ev := <-c.Events():
+		var s string
+		if err := ev.Decode(&s); err != nil {
+			t.Fatalf("ReceiveMessage argument is not a string: %v", err)
+		}
+		var m map[string]any
+		if err := jsonUnmarshal([]byte(s), &m); err != nil {
+			t.Fatalf("ReceiveMessage string is not JSON: %v: %q", err, s)
+		}
+		if _, leaked := m["route"]; leaked {
+			t.Fatalf("routing data sent to the client: %s", s)
+		}
+		return ref(m)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message within 5s")
+	}
+	return ""
+}
+
+func TestStreamEndpoints(t *testing.T) {
+	env := startHub(t)
+	admin := env.streamToken("t1", "admin", map[string]any{"s1": "site_admin", "s2": "site_user"})
+	superUser := env.streamToken("t1", "boss", map[string]any{"s1": []string{"site_super_user"}})
+	alice := env.streamToken("t1", "alice", map[string]any{"s1": "site_user"})
+	otherTenant := env.streamToken("t2", "admin", map[string]any{"s1": "site_admin"})
+
+	mustDial := func(path, tok string, opts testclient.Options) *testclient.Client {
+		t.Helper()
+		c, err := env.dialStream(path, tok, opts)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return c
+	}
+	siteEntries := mustDial("/v1/hub/entries?site_id=s1", admin, testclient.Options{})
+	superEntries := mustDial("/v1/hub/entries?site_id=s1", superUser, testclient.Options{Protocol: signalr.MessagePackProtocol{}})
+	aliceEntries := mustDial("/v1/hub/entries?site_id=s1&user_id=alice", alice, testclient.Options{})
+	siteIncidents := mustDial("/v1/hub/incidents?site_id=s1", admin, testclient.Options{})
+	clayAll := mustDial("/hub/entry", env.clientToken("t1"), testclient.Options{})
+	clayS2 := mustDial("/hub/entry?collectionId=s2", env.clientToken("t1"), testclient.Options{})
+	foreign := mustDial("/v1/hub/entries?site_id=s1", otherTenant, testclient.Options{})
+
+	env.publish("t1", []any{
+		entry(server.EventAccessEntry, "s1-alice", "s1", "alice"),
+		entry(server.EventAccessEntry, "s1-bob", "s1", "bob"),
+		entry(server.EventAccessEntry, "s2-alice", "s2", "alice"),
+		entry(server.EventAccessIncident, "s1-incident", "s1"),
+	})
+	env.publish("t2", entry(server.EventAccessEntry, "t2-s1", "s1"))
+
+	expect := map[string]struct {
+		c    *testclient.Client
+		want []string
+	}{
+		"salto site entries":      {siteEntries, []string{"s1-alice", "s1-bob"}},
+		"salto entries (msgpack)": {superEntries, []string{"s1-alice", "s1-bob"}},
+		"salto user entries":      {aliceEntries, []string{"s1-alice"}},
+		"salto incidents":         {siteIncidents, []string{"s1-incident"}},
+		"clay all entries":        {clayAll, []string{"s1-alice", "s1-bob", "s2-alice"}},
+		"clay collection entries": {clayS2, []string{"s2-alice"}},
+		"other tenant":            {foreign, []string{"t2-s1"}},
+	}
+	// A sentinel routed everywhere ends each stream's expected sequence.
+	env.publish("t1", []any{entry(server.EventAccessEntry, "end", "s1", "alice"), entry(server.EventAccessEntry, "end", "s2"), entry(server.EventAccessIncident, "end", "s1")})
+	env.publish("t2", entry(server.EventAccessEntry, "end", "s1"))
+	for name, x := range expect {
+		var got []string
+		for {
+			r := nextMessage(t, x.c)
+			if r == "end" {
+				break
+			}
+			got = append(got, r)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(x.want) {
+			t.Errorf("%s received %v, want %v", name, got, x.want)
+		}
+	}
+	// The stream cannot be widened: it has no hub methods.
+	if err := siteEntries.Invoke(context.Background(), "Subscribe", map[string]any{"e": server.EventAccessEntry}); err == nil {
+		t.Error("Subscribe on a stream endpoint succeeded")
+	}
+}
+
+func TestStreamAuthorization(t *testing.T) {
+	env := startHub(t)
+	alice := env.streamToken("t1", "alice", map[string]any{"s1": "site_user"})
+	admin := env.streamToken("t1", "admin", map[string]any{"s1": "site_admin"})
+	noScope := env.clientToken("t1")
+	tests := []struct {
+		name, path, token string
+		status            int
+	}{
+		{"site user on the site stream", "/v1/hub/entries?site_id=s1", alice, 403},
+		{"site user on another user's stream", "/v1/hub/entries?site_id=s1&user_id=bob", alice, 403},
+		{"site user on own stream at another site", "/v1/hub/entries?site_id=s2&user_id=alice", alice, 403},
+		{"admin of s1 on site s2", "/v1/hub/incidents?site_id=s2", admin, 403},
+		{"missing site_id", "/v1/hub/entries", admin, 400},
+		{"missing site_id with user", "/v1/hub/entries?user_id=alice", alice, 400},
+		{"token without the Salto scope", "/v1/hub/entries?site_id=s1", noScope, 403},
+		{"no token", "/v1/hub/entries?site_id=s1", "", 401},
+		{"garbage token", "/hub/entry", "x.y.z", 401},
+	}
+	for _, tt := range tests {
+		for _, skip := range []bool{true, false} {
+			opts := testclient.Options{SkipNegotiation: skip}
+			if !skip {
+				opts.Protocol = signalr.JSONProtocol{}
+			}
+			_, err := env.dialStream(tt.path, tt.token, opts)
+			var he *testclient.HTTPError
+			if !errors.As(err, &he) || he.StatusCode != tt.status {
+				t.Errorf("%s (skipNegotiation=%v): %v, want HTTP %d", tt.name, skip, err, tt.status)
+			}
+		}
+	}
+	if _, err := env.dialStream("/v1/hub/entries?site_id=s1&user_id=alice", alice, testclient.Options{}); err != nil {
+		t.Errorf("site user on own stream: %v", err)
+	}
+	if _, err := env.dialStream("/v1/hub/entries?site_id=s1&user_id=alice", admin, testclient.Options{}); err != nil {
+		t.Errorf("admin on a user stream: %v", err)
+	}
+}
+
+func TestStreamsCanBeSwitchedOff(t *testing.T) {
+	env := startHub(t, func(c *server.Config) { c.Streams = []string{"clay-entry"} })
+	if _, err := env.dialStream("/hub/entry", env.clientToken("t1"), testclient.Options{}); err != nil {
+		t.Fatalf("enabled stream: %v", err)
+	}
+	_, err := env.dialStream("/v1/hub/entries?site_id=s1", env.streamToken("t1", "a", map[string]any{"s1": "site_admin"}), testclient.Options{})
+	var he *testclient.HTTPError
+	if !errors.As(err, &he) || he.StatusCode != 404 {
+		t.Fatalf("disabled stream: %v, want 404", err)
+	}
+}
