@@ -219,7 +219,7 @@ func TestRedisBackplaneCrossNode(t *testing.T) {
 		CreatedAt: time.Date(2024, 7, 1, 12, 51, 52, 558123456, time.UTC),
 		ExpiresAt: &exp,
 		Payload:   payloads.RawJSON(`{"u":{"u":"999","d":"BackOffice","f":null},"n":"devices","a":1,"i":{"i":"x","n":"devices","v":7},"r":[{"id":"x","total":12.5}]}`),
-		Routing:   payloads.Routing{Resource: "devices", Action: payloads.ActionCreated},
+		Routing:   payloads.Routing{Resource: "devices", Action: payloads.ActionCreated, Site: "s1", Users: []string{"u1", "u2"}},
 	}
 	noPayload := note("no-payload")
 	noPayload.Payload = nil

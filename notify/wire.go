@@ -16,8 +16,8 @@ import (
 //	bytes 1-8    origin node id, big-endian
 //	bytes 9-16   the origin's sequence number of the publish, big-endian
 //	bytes 17-    JSON array of notifications: the compact keys clients see
-//	             (e, s, r, ca, ea, p) plus the routing that the publish API
-//	             derived while validating (rn resource, ra action)
+//	             (e, s, r, ca, ea, p) plus "rt", the routing that the publish
+//	             API derived while validating (resource, action, site, users)
 //
 // JSON keeps the payload as the publisher sent it (RawJSON is copied, never
 // re-encoded) and is readable with redis-cli MONITOR. A receiver that meets a
@@ -35,8 +35,17 @@ var errWireVersion = errors.New("unsupported backplane wire version")
 // fields plus its routing.
 type wireNotification struct {
 	*payloads.Notification
-	Resource string          `json:"rn,omitempty"`
-	Action   payloads.Action `json:"ra,omitempty"`
+	Routing wireRouting `json:"rt"`
+}
+
+// wireRouting is payloads.Routing with short keys. The two are converted
+// into each other, which compiles only while they have the same fields: a
+// field added to Routing cannot be forgotten here.
+type wireRouting struct {
+	Resource string          `json:"n,omitempty"`
+	Action   payloads.Action `json:"a,omitempty"`
+	Site     string          `json:"s,omitempty"`
+	Users    []string        `json:"u,omitempty"`
 }
 
 // wireHeader is what a receiver reads before deciding whether to decode.
@@ -48,7 +57,7 @@ type wireHeader struct {
 func encodeMessage(h wireHeader, ns []payloads.Notification) ([]byte, error) {
 	wire := make([]wireNotification, len(ns))
 	for i := range ns {
-		wire[i] = wireNotification{&ns[i], ns[i].Routing.Resource, ns[i].Routing.Action}
+		wire[i] = wireNotification{&ns[i], wireRouting(ns[i].Routing)}
 	}
 	body, err := json.Marshal(wire)
 	if err != nil {
@@ -90,7 +99,7 @@ func decodeNotifications(msg []byte) ([]payloads.Notification, error) {
 			return nil, fmt.Errorf("backplane notification %d has no event", i)
 		}
 		ns[i] = *w.Notification
-		ns[i].Routing = payloads.Routing{Resource: w.Resource, Action: w.Action}
+		ns[i].Routing = payloads.Routing(w.Routing)
 		if string(ns[i].Payload) == "null" {
 			ns[i].Payload = nil // RawJSON.UnmarshalJSON keeps null; the publish API leaves it empty
 		}

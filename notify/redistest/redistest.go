@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -98,8 +99,18 @@ func (s *Server) Stop() {
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	if err := s.start(); err != nil {
-		s.t.Fatalf("restart redis-server: %v", err)
+	// The port can be briefly unavailable (a client's reconnection attempt
+	// connected to itself, which Linux allows on loopback); retry a while.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.start()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("restart redis-server: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -177,15 +188,22 @@ func ping(ctx context.Context, addr string) error {
 	return nil
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago. It is
+// taken below Linux's ephemeral range (32768 and up by default), so that
+// outgoing connections, which get their local ports from that range, do not
+// occupy it when the server is restarted on it.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			ln.Close()
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port found between 20000 and 32000")
+	return 0
 }
 
 // lockedWriter serialises the process's output with readers of the log.
