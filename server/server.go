@@ -115,6 +115,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler,
 		ReadBufferSize:        16 << 10, // room for a JWT in the query string
+		// fasthttp hands a hijacked (WebSocket) connection its request reader,
+		// which then lives as long as the socket: 16 KiB per connection. With
+		// ReduceMemoryUsage it returns the reader to its pool once a request
+		// is read, so an idle WebSocket holds none.
+		ReduceMemoryUsage: true,
 	})
 	if len(cfg.CORSOrigins) > 0 {
 		// The JS client sends credentials by default, so origins are echoed, never "*".
