@@ -112,7 +112,9 @@ func Dial(ctx context.Context, hubURL string, opts Options) (*Client, error) {
 	if opts.LocalAddr != nil {
 		nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: opts.LocalAddr}, Timeout: 10 * time.Second}
 		dialer.NetDialContext = nd.DialContext
-		httpClient = &http.Client{Transport: &http.Transport{DialContext: nd.DialContext}}
+		// This transport serves one negotiate: without DisableKeepAlives its
+		// idle connection would stay open (on both ends) beside the WebSocket.
+		httpClient = &http.Client{Transport: &http.Transport{DialContext: nd.DialContext, DisableKeepAlives: true}}
 	}
 	if !opts.SkipNegotiation {
 		token, err := negotiate(ctx, httpClient, *u, header)
