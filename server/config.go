@@ -49,6 +49,7 @@ type Config struct {
 
 	RedisURL string // HUB_REDIS_URL: Redis backplane; empty = this node only
 	LogLevel string // HUB_LOG_LEVEL: debug, info, warn, error
+	PProf    bool   // HUB_PPROF: serve Go's profiles under /debug/pprof/ on the internal listener
 }
 
 // DefaultConfig returns the embedded defaults: enough to run one node.
@@ -174,6 +175,7 @@ func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
 	dur("HUB_SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
 	str("HUB_REDIS_URL", &cfg.RedisURL)
 	str("HUB_LOG_LEVEL", &cfg.LogLevel)
+	boolean("HUB_PPROF", &cfg.PProf)
 	if len(errs) > 0 {
 		return cfg, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}

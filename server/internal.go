@@ -6,6 +6,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/pprof"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"notifyhub/payloads"
@@ -28,6 +29,11 @@ func (s *Server) mountInternal(app *fiber.App) {
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})))
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
+	if s.cfg.PProf {
+		// Heap, goroutine and CPU profiles of a running hub (go tool pprof
+		// http://HUB_INTERNAL_ADDR/debug/pprof/heap). Internal listener only.
+		app.Use(pprof.New())
+	}
 }
 
 // publish accepts notifications for one tenant. A batch is validated whole:
