@@ -20,7 +20,8 @@ type Handler interface {
 	// the completion error, so it must say what is wrong without leaking
 	// internals.
 	Invoke(c *Conn, target string, args []any) (result any, err error)
-	// OnDisconnected runs once when the connection ends, after OnConnected.
+	// OnDisconnected runs once when a connection whose OnConnected succeeded
+	// ends.
 	OnDisconnected(c *Conn)
 }
 
@@ -47,7 +48,8 @@ type Conn struct {
 	// starts, for the Handler's use.
 	UserData any
 
-	created   time.Time
+	// Fields are ordered to pack: this struct is most of an idle connection.
+	created   int64        // unix nanoseconds of negotiate (or of the skipNegotiation upgrade)
 	lastWrite atomic.Int64 // unix nanoseconds of the last transport write
 	lastRead  atomic.Int64 // unix nanoseconds of the last complete incoming message
 	pinged    atomic.Bool  // the client has sent a Ping: arms the client timeout
@@ -56,13 +58,14 @@ type Conn struct {
 	state    connState
 	kind     transportKind // the transport the connection started with
 	stateful bool          // negotiate agreed to stateful reconnect (used if the client handshakes v2 over WebSockets)
+	writing  bool          // a push transport's writer goroutine is running
+	alone    uint8         // the first alone frames of queue go out in their own write (handshake response)
+	ready    bool          // OnConnected succeeded (written under rmu, read under rmu)
 	proto    Protocol
-	tr       transport // nil before the transport starts and while a stateful connection waits for its client to reattach
-	queue    [][]byte  // shared, immutable frames waiting for the transport
-	queued   int       // bytes in queue
-	alone    int       // the first alone frames of queue go out in their own write (handshake response)
-	writing  bool      // a push transport's writer goroutine is running
-	attached time.Time
+	tr       transport       // nil before the transport starts and while a stateful connection waits for its client to reattach
+	queue    [][]byte        // shared, immutable frames waiting for the transport
+	queued   int             // bytes in queue
+	attached int64           // unix nanoseconds of the transport start
 	done     chan struct{}   // closed when the connection has ended
 	sr       *reconnectState // stateful reconnect bookkeeping; nil unless the feature is on
 
@@ -71,7 +74,6 @@ type Conn struct {
 	// same), and finish takes it before OnDisconnected so that no Invoke can
 	// run after, or alongside, the disconnect.
 	rmu   sync.Mutex
-	ready bool   // OnConnected succeeded (under rmu)
 	inbuf []byte // bytes of an incomplete message (under rmu)
 }
 
@@ -110,7 +112,10 @@ func (c *Conn) Send(frame []byte) bool {
 		return false
 	}
 	o := &c.ep.opts
-	if c.tr != nil && (len(c.queue) >= o.QueueLength || c.queued+len(frame) > o.QueueBytes) {
+	// With stateful reconnect, everything queued but pings is also in the
+	// replay buffer, whose bound (below) is the one that applies: a replay
+	// may queue more frames than QueueLength at once.
+	if c.tr != nil && c.sr == nil && (len(c.queue) >= o.QueueLength || c.queued+len(frame) > o.QueueBytes) {
 		c.mu.Unlock()
 		c.ep.metrics.SlowConsumer()
 		c.ep.log.Warn("closing slow connection: outbound queue full", "conn", c.id, "frames", o.QueueLength)
@@ -190,7 +195,7 @@ func (c *Conn) takeBatch(want transport, dst []byte) batch {
 	b.binary = c.proto != nil && c.proto.TransferFormat() == BinaryFormat
 	n := len(c.queue)
 	if c.alone > 0 {
-		n, c.alone = min(c.alone, n), 0
+		n, c.alone = min(int(c.alone), n), 0
 	}
 	for i := 0; i < n; i++ {
 		b.data = append(b.data, c.queue[i]...)
@@ -277,7 +282,9 @@ func (c *Conn) Close(errText string, allowReconnect bool) {
 	c.mu.Unlock()
 }
 
-// Abort ends the connection at once, without a Close message (transport lost).
+// Abort ends the connection at once, without a Close message (transport
+// lost). It waits for an Invoke in progress, so a Handler must not call it
+// from inside Invoke or OnConnected (Close is safe anywhere).
 func (c *Conn) Abort() { c.finish() }
 
 // finish tears the connection down exactly once.
@@ -317,9 +324,9 @@ func (c *Conn) attach(tr transport, kind transportKind) error {
 		return errConnActive
 	}
 	c.tr, c.kind, c.state = tr, kind, stateHandshaking
-	c.attached = time.Now()
-	c.lastRead.Store(c.attached.UnixNano())
-	c.lastWrite.Store(c.attached.UnixNano())
+	c.attached = time.Now().UnixNano()
+	c.lastRead.Store(c.attached)
+	c.lastWrite.Store(c.attached)
 	return nil
 }
 
@@ -556,7 +563,7 @@ func (c *Conn) heartbeat(now time.Time, ping func(Protocol) []byte) (expired boo
 	}
 	c.mu.Unlock()
 	if state == stateNegotiated {
-		return now.Sub(c.created) > o.DisconnectTimeout
+		return time.Duration(now.UnixNano()-c.created) > o.DisconnectTimeout
 	}
 	if state == stateClosed {
 		return false
@@ -572,7 +579,7 @@ func (c *Conn) heartbeat(now time.Time, ping func(Protocol) []byte) (expired boo
 	}
 	switch state {
 	case stateHandshaking:
-		if now.Sub(c.attached) > o.HandshakeTimeout {
+		if time.Duration(now.UnixNano()-c.attached) > o.HandshakeTimeout {
 			c.ep.metrics.Rejected("handshake_timeout")
 			c.Close("Handshake was canceled.", false)
 		}

@@ -29,7 +29,11 @@ type Options struct {
 	// Authenticate checks a negotiate or connect request and returns what the
 	// Handler later finds in Conn.UserData. An error that has a
 	// StatusCode() int method is answered with that status, any other with 401.
-	// Nil: every request is anonymous.
+	// Nil: every request is anonymous. It also runs for every later request
+	// of a connection (SSE and long-polling sends, polls, DELETE, a stateful
+	// reattach): those carry the connection's token in the id query
+	// parameter, and what they return is only passed to SameUser, so checks
+	// that count new connections belong to requests without an id.
 	Authenticate func(c *fiber.Ctx) (any, error)
 	// SameUser reports whether a connect request's user (from Authenticate) may
 	// take over the connection negotiated by another request's user. Nil: any.
@@ -197,7 +201,7 @@ func (e *Endpoint) newConn(userData any, version int, stateful bool) (*Conn, err
 		id:       randomID(),
 		UserData: userData,
 		stateful: stateful,
-		created:  time.Now(),
+		created:  time.Now().UnixNano(),
 		done:     make(chan struct{}),
 	}
 	c.token = c.id

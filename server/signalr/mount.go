@@ -32,6 +32,9 @@ func (e *Endpoint) Mount(r fiber.Router, path string) {
 	r.Get(path, func(c *fiber.Ctx) error {
 		var err error
 		switch {
+		case c.Method() == fiber.MethodHead:
+			// The router serves HEAD with GET; a HEAD must not start a poll.
+			err = plainError(c, fiber.StatusMethodNotAllowed, "Method Not Allowed")
 		case websocket.IsWebSocketUpgrade(c):
 			err = e.upgradeWebSocket(c, upgrade)
 		case acceptsEventStream(c):

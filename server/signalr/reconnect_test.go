@@ -254,3 +254,28 @@ func TestStatefulReconnectNeedsHandshakeVersion2(t *testing.T) {
 	_ = drop()
 	h.rec.waitDisconnected(t, conn, 5*time.Second) // without the feature a drop ends the connection
 }
+
+func TestReplayBuffer(t *testing.T) {
+	b := replayBuffer{first: 1}
+	for i := range 40 {
+		if !b.push([]byte{byte(i)}, 40) {
+			t.Fatalf("push %d refused below the limit", i)
+		}
+	}
+	if b.push([]byte{0}, 40) {
+		t.Fatal("push over the limit accepted")
+	}
+	b.ack(0) // nothing new: no change
+	b.ack(10)
+	if b.first != 11 || len(b.frames) != 30 || b.bytes != 30 || b.frames[0][0] != 10 {
+		t.Fatalf("after ack 10: first %d, %d frames, %d bytes", b.first, len(b.frames), b.bytes)
+	}
+	b.ack(5) // older than what was acknowledged: ignored
+	if b.first != 11 {
+		t.Fatalf("a stale ack moved first to %d", b.first)
+	}
+	b.ack(1000) // beyond what was sent: everything
+	if b.first != 41 || len(b.frames) != 0 || b.bytes != 0 || b.frames != nil {
+		t.Fatalf("after acking all: first %d (want 41, the next id), %d frames, %d bytes, buffer kept %v", b.first, len(b.frames), b.bytes, b.frames != nil)
+	}
+}

@@ -69,6 +69,7 @@ func TestStatusCodes(t *testing.T) {
 		{"POST to unknown id", http.MethodPost, "id=nope", nil, 404, "No Connection with that ID"},
 		{"DELETE of unknown id", http.MethodDelete, "id=nope", nil, 404, "No Connection with that ID"},
 		{"other verb", http.MethodPut, "id=nope", nil, 405, ""},
+		{"HEAD", http.MethodHead, "id=nope", nil, 405, ""},
 	} {
 		run(t, c)
 	}
