@@ -3,6 +3,7 @@ package signalr
 import (
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -14,6 +15,13 @@ import (
 type wsTransport struct {
 	ws      *websocket.Conn // the library connection, not the pooled contrib wrapper
 	timeout time.Duration
+
+	// fasthttp recycles a hijacked connection as soon as the WebSocket
+	// handler returns, while the Conn's writer or an end from another
+	// goroutine may still be using it: they hold use for reading, and the
+	// handler takes it for writing (release) before it returns.
+	use  sync.RWMutex
+	gone bool
 }
 
 func (*wsTransport) push()                        {}
@@ -22,7 +30,14 @@ func (*wsTransport) keepAlive() bool              { return true }
 func (*wsTransport) binary() bool                 { return true }
 func (*wsTransport) idle(time.Time) time.Duration { return 0 }
 
+var errSocketReleased = errors.New("the WebSocket handler has returned")
+
 func (t *wsTransport) write(batch []byte, binary bool) error {
+	t.use.RLock()
+	defer t.use.RUnlock()
+	if t.gone {
+		return errSocketReleased
+	}
 	op := websocket.TextMessage
 	if binary {
 		op = websocket.BinaryMessage
@@ -36,9 +51,23 @@ func (t *wsTransport) write(batch []byte, binary bool) error {
 // end sends a normal close frame (WriteControl is safe alongside a running
 // writer) and closes the socket, which also ends the reader.
 func (t *wsTransport) end() {
+	t.use.RLock()
+	defer t.use.RUnlock()
+	if t.gone {
+		return
+	}
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
 	_ = t.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	_ = t.ws.Close()
+}
+
+// release is the handler's last act: closing the socket makes a write in
+// progress fail at once, and once it has, nothing touches the socket again.
+func (t *wsTransport) release() {
+	_ = t.ws.Close()
+	t.use.Lock()
+	t.gone = true
+	t.use.Unlock()
 }
 
 // upgradeWebSocket checks a WebSocket request before the upgrade, so that
@@ -86,6 +115,7 @@ func (e *Endpoint) upgradeWebSocket(c *fiber.Ctx, upgrade fiber.Handler) error {
 func (e *Endpoint) serveWebSocket(ws *websocket.Conn, c *Conn) {
 	ws.SetReadLimit(int64(e.opts.MaxMessageSize) * 4)
 	t := &wsTransport{ws: ws, timeout: e.opts.SendTimeout}
+	defer t.release()
 	var err error
 	if _, kind, _ := c.snapshot(); kind == kindNone {
 		err = c.attach(t, kindWebSockets)
@@ -94,7 +124,6 @@ func (e *Endpoint) serveWebSocket(ws *websocket.Conn, c *Conn) {
 	}
 	if err != nil {
 		e.log.Debug("websocket refused", "conn", c.id, "err", err)
-		t.end()
 		return
 	}
 	for {
