@@ -46,6 +46,7 @@ type wireRouting struct {
 	Action   payloads.Action `json:"a,omitempty"`
 	Site     string          `json:"s,omitempty"`
 	Users    []string        `json:"u,omitempty"`
+	Private  bool            `json:"p,omitempty"`
 }
 
 // wireHeader is what a receiver reads before deciding whether to decode.

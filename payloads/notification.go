@@ -26,19 +26,23 @@ type Notification struct {
 // Resource and Action are set for resource events only. Site and Users come
 // from the publish body's "route" object: a notification with a site reaches
 // tenant-wide subscriptions and those limited to its site; one with users
-// also reaches subscriptions limited to any of those users.
+// also reaches subscriptions limited to any of those users. A Private one
+// reaches only subscriptions limited to one of its users (private channels):
+// neither tenant-wide nor site-wide subscriptions see it.
 type Routing struct {
 	Resource string
 	Action   Action
 	Site     string
 	Users    []string
+	Private  bool
 }
 
 // Route is the publish body's optional "route" object. It is routing data
 // for the hub, not part of the notification clients receive.
 type Route struct {
-	Site  string   `json:"site"`
-	Users []string `json:"users"`
+	Site    string   `json:"site"`
+	Users   []string `json:"users"`
+	Private bool     `json:"private"` // only for Users' own subscriptions; needs Users
 }
 
 // MaxRouteUsers bounds the users one notification may be routed to.

@@ -176,7 +176,10 @@ func (c *Catalogue) parseNotification(raw []byte, now time.Time) (Notification, 
 				return n, fieldErr("route.users["+strconv.Itoa(i)+"]", "%v", err)
 			}
 		}
-		n.Routing.Site, n.Routing.Users = r.Site, r.Users
+		if r.Private && len(r.Users) == 0 {
+			return n, fieldErr("route.private", "a private notification needs route.users: the users it is for")
+		}
+		n.Routing.Site, n.Routing.Users, n.Routing.Private = r.Site, r.Users, r.Private
 	}
 	return n, nil
 }

@@ -25,6 +25,9 @@ type Principal struct {
 	// SiteRoles maps site ids to the user's roles there (site_admin,
 	// site_super_user, site_user), from the HUB_SITE_ROLES_CLAIM claim.
 	SiteRoles map[string][]string
+	// Exchanged is set for the hub's own connection tokens: they connect,
+	// but cannot be exchanged for more tokens or manage the tenant.
+	Exchanged bool
 }
 
 // HasScope reports whether the token granted scope.
@@ -50,11 +53,12 @@ func forbidden(format string, args ...any) error {
 // Verifier checks JWTs with the configured keys. The accepted algorithms are
 // pinned to the key types: HS256 for a secret, RS256 or ES256 for a public key.
 type Verifier struct {
-	secret  []byte
-	public  any // *rsa.PublicKey or *ecdsa.PublicKey
+	secret     []byte
+	public     any // *rsa.PublicKey or *ecdsa.PublicKey
 	parser     *jwt.Parser
 	methods    []string
 	rolesClaim string
+	hub        *hubTokens // verifies the connection tokens the hub issued; nil: none
 }
 
 // NewVerifier builds a verifier from cfg; it needs a secret or a public key file.
@@ -173,6 +177,9 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 // Verify checks a raw token and returns its principal, or a 401 error that
 // says why (never echoing the token).
 func (v *Verifier) Verify(raw string) (*Principal, error) {
+	if v.hub != nil && v.hub.issued(raw) {
+		return v.hub.verifyConnection(raw)
+	}
 	var c claims
 	if _, err := v.parser.ParseWithClaims(raw, &c, v.key); err != nil {
 		switch {

@@ -24,6 +24,7 @@ type client struct {
 	rate      rateLimiter
 	counted   bool        // reserved in the connection limits
 	expiry    *time.Timer // closes the connection when the token expires
+	authAt    time.Time   // when the connect request was authenticated
 }
 
 func (c *client) Tenant() string                    { return c.principal.Tenant }
@@ -38,6 +39,7 @@ type clients struct {
 	limits      *connLimits
 	encoders    *encoders
 	closeExpiry bool
+	tenants     *tenantConns // this node's connections by tenant, for deprovisioning
 	rejected    func(reason string)
 	log         *slog.Logger
 }
@@ -45,7 +47,11 @@ type clients struct {
 // attach readies cl for delivery on c with the encoder for (method, shape).
 func (h *clients) attach(c *signalr.Conn, method string, shape argShape) error {
 	cl := c.UserData.(*client)
+	if err := h.tenants.add(cl.Tenant(), c, cl.authAt); err != nil {
+		return err
+	}
 	if err := h.limits.reserve(cl.principal); err != nil {
+		h.tenants.remove(cl.Tenant(), c)
 		h.rejected("connection_limit")
 		return err
 	}
@@ -59,6 +65,7 @@ func (h *clients) attach(c *signalr.Conn, method string, shape argShape) error {
 	}
 	for _, f := range cl.filters {
 		if _, err := h.core.Subscribe(cl, f); err != nil {
+			h.tenants.remove(cl.Tenant(), c)
 			return fmt.Errorf("subscribe %v: %w", f, err)
 		}
 	}
@@ -75,6 +82,7 @@ func (h *clients) detach(c *signalr.Conn) {
 	if cl.counted {
 		h.limits.release(cl.principal)
 	}
+	h.tenants.remove(cl.Tenant(), c)
 	h.core.Disconnect(cl)
 	h.log.Debug("disconnected", "conn", c.ID(), "tenant", cl.Tenant())
 }

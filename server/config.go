@@ -50,6 +50,23 @@ type Config struct {
 	RedisURL string // HUB_REDIS_URL: Redis backplane; empty = this node only
 	LogLevel string // HUB_LOG_LEVEL: debug, info, warn, error
 	PProf    bool   // HUB_PPROF: serve Go's profiles under /debug/pprof/ on the internal listener
+
+	// Tenants, token exchange and webhooks (README: "Event streaming").
+	AdminScope           string        // HUB_ADMIN_SCOPE: scope to provision a tenant and manage its webhooks
+	RequireProvisioning  bool          // HUB_REQUIRE_PROVISIONING: only provisioned tenants connect and are published to
+	StorePath            string        // HUB_STORE_PATH: the embedded store's file (unused with HUB_REDIS_URL)
+	TokenSecret          string        // HUB_TOKEN_SECRET: HS256 key of the tokens the hub issues; default derived from HUB_JWT_SECRET
+	ConnectionTokenTTL   time.Duration // HUB_CONNECTION_TOKEN_TTL: lifetime of /events/connection_token tokens
+	SubscriptionTokenTTL time.Duration // HUB_SUBSCRIPTION_TOKEN_TTL: lifetime of /events/subscription_token tokens
+	ChannelEvent         string        // HUB_CHANNEL_EVENT: the resource event whose resources channels name
+	WebhookTimeout       time.Duration // HUB_WEBHOOK_TIMEOUT: one webhook request
+	WebhookConcurrency   int           // HUB_WEBHOOK_CONCURRENCY: webhook requests in flight per node
+	WebhookRetryBase     time.Duration // HUB_WEBHOOK_RETRY_BASE: first retry delay (doubles per retry)
+	WebhookRetryMax      time.Duration // HUB_WEBHOOK_RETRY_MAX: longest delay between retries
+	WebhookRetryPeriod   time.Duration // HUB_WEBHOOK_RETRY_PERIOD: how long a delivery is retried before its endpoint is disabled
+	WebhookMaxPending    int           // HUB_WEBHOOK_MAX_PENDING: deliveries queued per endpoint before it is disabled
+	WebhooksPerTenant    int           // HUB_WEBHOOKS_PER_TENANT: endpoints per tenant
+	WebhookAllowPrivate  bool          // HUB_WEBHOOK_ALLOW_PRIVATE: allow loopback and private-network webhook targets
 }
 
 // DefaultConfig returns the embedded defaults: enough to run one node.
@@ -82,6 +99,18 @@ func DefaultConfig() Config {
 		ClientTimeout:           30 * time.Second,
 		ShutdownTimeout:         10 * time.Second,
 		LogLevel:                "info",
+		AdminScope:              "events.admin",
+		StorePath:               "notifyhub.db",
+		ConnectionTokenTTL:      15 * time.Minute,
+		SubscriptionTokenTTL:    5 * time.Minute,
+		ChannelEvent:            "portos.resources.changed",
+		WebhookTimeout:          10 * time.Second,
+		WebhookConcurrency:      16,
+		WebhookRetryBase:        5 * time.Second,
+		WebhookRetryMax:         time.Hour,
+		WebhookRetryPeriod:      24 * time.Hour,
+		WebhookMaxPending:       10000,
+		WebhooksPerTenant:       20,
 	}
 }
 
@@ -176,6 +205,21 @@ func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
 	str("HUB_REDIS_URL", &cfg.RedisURL)
 	str("HUB_LOG_LEVEL", &cfg.LogLevel)
 	boolean("HUB_PPROF", &cfg.PProf)
+	str("HUB_ADMIN_SCOPE", &cfg.AdminScope)
+	boolean("HUB_REQUIRE_PROVISIONING", &cfg.RequireProvisioning)
+	str("HUB_STORE_PATH", &cfg.StorePath)
+	str("HUB_TOKEN_SECRET", &cfg.TokenSecret)
+	dur("HUB_CONNECTION_TOKEN_TTL", &cfg.ConnectionTokenTTL)
+	dur("HUB_SUBSCRIPTION_TOKEN_TTL", &cfg.SubscriptionTokenTTL)
+	str("HUB_CHANNEL_EVENT", &cfg.ChannelEvent)
+	dur("HUB_WEBHOOK_TIMEOUT", &cfg.WebhookTimeout)
+	num("HUB_WEBHOOK_CONCURRENCY", &cfg.WebhookConcurrency)
+	dur("HUB_WEBHOOK_RETRY_BASE", &cfg.WebhookRetryBase)
+	dur("HUB_WEBHOOK_RETRY_MAX", &cfg.WebhookRetryMax)
+	dur("HUB_WEBHOOK_RETRY_PERIOD", &cfg.WebhookRetryPeriod)
+	num("HUB_WEBHOOK_MAX_PENDING", &cfg.WebhookMaxPending)
+	num("HUB_WEBHOOKS_PER_TENANT", &cfg.WebhooksPerTenant)
+	boolean("HUB_WEBHOOK_ALLOW_PRIVATE", &cfg.WebhookAllowPrivate)
 	if len(errs) > 0 {
 		return cfg, fmt.Errorf("configuration: %s", strings.Join(errs, "; "))
 	}

@@ -47,6 +47,10 @@ func (s *Server) publish(c *fiber.Ctx) error {
 	if !validTenant(tenant) {
 		return c.Status(fiber.StatusBadRequest).JSON(errorResponse{Error: "tenantId must be 1-128 printable ASCII characters without spaces or slashes", Field: "tenantId"})
 	}
+	if err := s.checkProvisioned(c.UserContext(), tenant, fiber.StatusNotFound); err != nil {
+		s.metrics.Rejected("not_provisioned")
+		return respondError(c, err)
+	}
 	ns, err := s.catalogue.ParseNotifications(c.Body(), s.cfg.MaxBatch, time.Now())
 	if err != nil {
 		s.metrics.Rejected("invalid_notification")
@@ -59,6 +63,13 @@ func (s *Server) publish(c *fiber.Ctx) error {
 	if err := s.core.Publish(c.UserContext(), tenant, ns); err != nil {
 		s.log.Error("publish failed", "tenant", tenant, "err", err)
 		return c.Status(fiber.StatusServiceUnavailable).JSON(errorResponse{Error: err.Error()})
+	}
+	// Webhooks are queued after the fan-out, so that sockets never wait for
+	// the store, and here, on the node that accepted the publish, so that
+	// each notification is queued once however many nodes deliver it.
+	if _, err := s.webhooks.Enqueue(c.UserContext(), tenant, ns); err != nil {
+		s.log.Error("queue webhooks failed", "tenant", tenant, "err", err)
+		return c.Status(fiber.StatusServiceUnavailable).JSON(errorResponse{Error: "the notifications were delivered to the connections but could not be queued for the tenant's webhooks; retrying may deliver them twice to connections"})
 	}
 	s.metrics.publishDelay.Observe(time.Since(start).Seconds())
 	return c.Status(fiber.StatusAccepted).JSON(publishResponse{Accepted: len(ns)})

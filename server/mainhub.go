@@ -22,6 +22,7 @@ const (
 type mainHub struct {
 	*clients
 	catalogue *payloads.Catalogue
+	channels  *channels
 	rate      float64 // invocations per second per connection; 0: unlimited
 	burst     int
 }
@@ -40,8 +41,12 @@ func (h *mainHub) Invoke(c *signalr.Conn, target string, args []any) (any, error
 	case strings.EqualFold(target, methodSubscribe):
 		subscribe = true
 	case strings.EqualFold(target, methodUnsubscribe):
+	case strings.EqualFold(target, methodSubscribeChannel):
+		return h.invokeChannel(c, methodSubscribeChannel, args)
+	case strings.EqualFold(target, methodUnsubscribeChannel):
+		return h.invokeChannel(c, methodUnsubscribeChannel, args)
 	default:
-		return nil, fmt.Errorf("Failed to invoke '%s': the method does not exist. The hub has Subscribe and Unsubscribe.", target)
+		return nil, fmt.Errorf("Failed to invoke '%s': the method does not exist. The hub has Subscribe, Unsubscribe, SubscribeChannel and UnsubscribeChannel.", target)
 	}
 	name := methodUnsubscribe
 	if subscribe {

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"notifyhub/notify"
 )
 
 // metrics are the hub's Prometheus series, on a registry of its own so that
@@ -22,6 +26,10 @@ type metrics struct {
 	backplaneUp         prometheus.Gauge
 	backplaneReconnects prometheus.Counter
 	backplaneMessages   map[string]prometheus.Counter // by outcome, all created up front
+
+	webhookDeliveries *prometheus.CounterVec
+	webhookAttempts   *prometheus.HistogramVec
+	webhookDisabled   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -57,7 +65,30 @@ func newMetrics() *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	m.newBackplaneMetrics()
+	m.newWebhookMetrics()
 	return m
+}
+
+// newWebhookMetrics creates the webhook dispatcher's series, every label
+// value up front.
+func (m *metrics) newWebhookMetrics() {
+	m.webhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "notifyhub_webhook_deliveries_total", Help: "Webhook deliveries by outcome: queued, dropped (endpoint queue full), delivered, failed (retry period over, endpoint disabled or deleted, notification expired).",
+	}, []string{"outcome"})
+	m.webhookAttempts = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "notifyhub_webhook_attempt_duration_seconds", Help: "Webhook HTTP attempts by outcome (success, http_error, network_error) and duration.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+	}, []string{"outcome"})
+	m.webhookDisabled = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "notifyhub_webhook_endpoints_disabled_total", Help: "Webhook endpoints disabled because their deliveries kept failing.",
+	})
+	for _, o := range []string{"queued", "dropped", "delivered", "failed"} {
+		m.webhookDeliveries.WithLabelValues(o)
+	}
+	for _, o := range []string{"success", "http_error", "network_error"} {
+		m.webhookAttempts.WithLabelValues(o)
+	}
+	m.registry.MustRegister(m.webhookDeliveries, m.webhookAttempts, m.webhookDisabled)
 }
 
 // newBackplaneMetrics creates the backplane's series. The message outcomes
@@ -126,3 +157,17 @@ func (m *metrics) BackplaneMessage(outcome string) {
 		c.Inc()
 	}
 }
+
+// notify.WebhookMetrics
+
+func (m *metrics) WebhookQueued(n int) { m.webhookDeliveries.WithLabelValues("queued").Add(float64(n)) }
+func (m *metrics) WebhookDropped(n int) {
+	m.webhookDeliveries.WithLabelValues("dropped").Add(float64(n))
+}
+func (m *metrics) WebhookAttempt(outcome string, d time.Duration) {
+	m.webhookAttempts.WithLabelValues(outcome).Observe(d.Seconds())
+}
+func (m *metrics) WebhookFinished(status notify.DeliveryStatus, n int) {
+	m.webhookDeliveries.WithLabelValues(string(status)).Add(float64(n))
+}
+func (m *metrics) WebhookDisabled() { m.webhookDisabled.Inc() }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
@@ -36,6 +37,11 @@ type Server struct {
 	core      *notify.Hub
 	endpoints []*signalr.Endpoint // the main hub first, then the stream endpoints
 	metrics   *metrics
+	store     notify.Store       // provisioned tenants, webhook endpoints and deliveries
+	webhooks  *notify.Dispatcher // queues and sends webhook deliveries
+	tokens    *hubTokens         // the tokens /events/* issues
+	channels  *channels
+	tenants   *tenantConns // this node's connections by tenant
 
 	public, internal     *fiber.App
 	publicLn, internalLn net.Listener
@@ -60,6 +66,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tokens, err := newHubTokens(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	verifier.hub = tokens
 	cat, err := payloads.NewCatalogue(cfg.Events, cfg.ResourceEvents)
 	if err != nil {
 		return nil, fmt.Errorf("event catalogue: %w", err)
@@ -69,7 +80,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, verifier: verifier, catalogue: cat}
+	s := &Server{cfg: cfg, log: log, verifier: verifier, catalogue: cat, tokens: tokens, tenants: newTenantConns()}
+	if s.channels, err = newChannels(cat, cfg.ChannelEvent, tokens); err != nil {
+		return nil, err
+	}
 	s.metrics = m
 	s.core = notify.New(notify.Options{
 		Backplane:        backplane,
@@ -92,10 +106,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		limits:      newConnLimits(cfg.MaxConnectionsPerTenant, cfg.MaxConnectionsPerUser),
 		encoders:    newEncoders(protocols, methods),
 		closeExpiry: cfg.CloseOnTokenExpiry,
+		tenants:     s.tenants,
 		rejected:    m.Rejected,
 		log:         log,
 	}
-	hub := &mainHub{clients: shared, catalogue: cat, rate: cfg.InvocationRate, burst: cfg.InvocationBurst}
+	hub := &mainHub{clients: shared, catalogue: cat, channels: s.channels, rate: cfg.InvocationRate, burst: cfg.InvocationBurst}
 	main, err := s.newEndpoint(protocols, hub, shared, cfg.ClientScope, nil)
 	if err != nil {
 		return nil, err
@@ -132,6 +147,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.public.Get("/healthz", s.healthz)
 	s.public.Get("/readyz", s.readyz)
+	s.mountEvents(s.public)
 	for i, e := range s.endpoints {
 		e.Mount(s.public, paths[i])
 	}
@@ -142,12 +158,30 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		BodyLimit:             cfg.MaxPublishBytes,
 	})
 	s.mountInternal(s.internal)
+	s.mountWebhooksAPI(s.internal)
 
+	if s.store, err = newStore(cfg, log); err != nil {
+		return nil, err
+	}
+	s.webhooks = notify.NewDispatcher(notify.DispatcherOptions{
+		Store:       s.store,
+		Client:      notify.NewWebhookClient(cfg.WebhookAllowPrivate),
+		Concurrency: cfg.WebhookConcurrency,
+		Timeout:     cfg.WebhookTimeout,
+		RetryBase:   cfg.WebhookRetryBase,
+		RetryMax:    cfg.WebhookRetryMax,
+		RetryPeriod: cfg.WebhookRetryPeriod,
+		MaxPending:  cfg.WebhookMaxPending,
+		Logger:      log,
+		Metrics:     m,
+	})
 	if s.publicLn, err = net.Listen("tcp", cfg.HubAddr); err != nil {
+		s.store.Close()
 		return nil, fmt.Errorf("listen on HUB_ADDR %s: %w", cfg.HubAddr, err)
 	}
 	if s.internalLn, err = net.Listen("tcp", cfg.InternalAddr); err != nil {
 		s.publicLn.Close()
+		s.store.Close()
 		return nil, fmt.Errorf("listen on HUB_INTERNAL_ADDR %s: %w", cfg.InternalAddr, err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -159,6 +193,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	})
 	for _, e := range s.endpoints {
 		s.goRun(func() { e.Run(runCtx) })
+	}
+	s.goRun(func() { _ = s.webhooks.Run(runCtx) })
+	if w, ok := s.store.(notify.TenantWatcher); ok {
+		s.goRun(func() { s.watchDeprovisioned(runCtx, w) })
 	}
 	s.goRun(func() { _ = s.public.Listener(s.publicLn) })
 	s.goRun(func() { _ = s.internal.Listener(s.internalLn) })
@@ -202,6 +240,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	err := errors.Join(drainErr, s.public.ShutdownWithContext(ctx), s.internal.ShutdownWithContext(ctx))
 	s.wg.Wait()
+	// Last: the webhook workers have stopped, and the file lock is released
+	// for the next process.
+	if cerr := s.store.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close the store: %w", cerr))
+	}
 	return err
 }
 
@@ -221,6 +264,23 @@ func newBackplane(cfg Config, log *slog.Logger, m *metrics) (notify.Backplane, e
 	return b, nil
 }
 
+// newStore opens the state store: the Redis of HUB_REDIS_URL when set (every
+// node shares it), otherwise the embedded file HUB_STORE_PATH.
+func newStore(cfg Config, log *slog.Logger) (notify.Store, error) {
+	if cfg.RedisURL != "" {
+		st, err := notify.NewRedisStore(notify.RedisStoreOptions{URL: cfg.RedisURL, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("HUB_REDIS_URL: %w", err)
+		}
+		return st, nil
+	}
+	st, err := notify.NewBoltStore(cfg.StorePath)
+	if err != nil {
+		return nil, fmt.Errorf("HUB_STORE_PATH: %w", err)
+	}
+	return st, nil
+}
+
 // newEndpoint builds a hub endpoint with the server's wire settings. Connect
 // requests must carry a valid token of a tenant holding scope (HUB_CLIENT_SCOPE
 // when empty); authorize, when set, checks the rest and names the filters the
@@ -238,7 +298,11 @@ func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, sh
 			if err != nil {
 				return nil, err
 			}
-			cl := &client{principal: p}
+			if err := s.checkProvisioned(c.UserContext(), p.Tenant, fiber.StatusForbidden); err != nil {
+				s.metrics.Rejected("not_provisioned")
+				return nil, err
+			}
+			cl := &client{principal: p, authAt: time.Now()}
 			if authorize != nil {
 				if cl.filters, err = authorize(c, p); err != nil {
 					return nil, err

@@ -37,8 +37,10 @@
 // routed there: a site scope matches notifications whose Routing.Site is that
 // site, a user scope those whose Routing.Users include that user, a site+user
 // scope those with both. Tenant-wide entries (no scope) match every
-// notification of the tenant, routed or not. A connection with entries in
-// several scopes that one notification reaches still gets it once.
+// notification of the tenant, routed or not, except private ones
+// (Routing.Private): those match only the user scopes (and site+user scopes)
+// of their users. A connection with entries in several scopes that one
+// notification reaches still gets it once.
 //
 // # Structure and cost
 //

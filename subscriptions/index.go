@@ -239,7 +239,9 @@ func (x *Index[C]) Match(tenant, event string, r payloads.Routing, dst []C) []C 
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	start := len(dst)
-	dst = t.matchScope(eventKey{event: event}, r, dst)
+	if !r.Private { // a private notification reaches its users' entries only
+		dst = t.matchScope(eventKey{event: event}, r, dst)
+	}
 	if r.Site == "" && len(r.Users) == 0 {
 		return dst
 	}
@@ -256,7 +258,7 @@ func (x *Index[C]) Match(tenant, event string, r payloads.Routing, dst []C) []C 
 			lists++
 		}
 	}
-	if r.Site != "" {
+	if r.Site != "" && !r.Private {
 		add(scope{site: r.Site})
 	}
 	for _, u := range r.Users {
