@@ -571,7 +571,11 @@ func (c *Conn) heartbeat(now time.Time, ping func(Protocol) []byte) (expired boo
 	if tr == nil {
 		// A stateful connection waiting for its client to reattach, or one
 		// that was closed meanwhile and has nothing to deliver a Close with.
-		return state == stateClosing || detachedFor > o.DisconnectTimeout
+		if state == stateConnected && detachedFor > o.DisconnectTimeout {
+			c.ep.metrics.Rejected("disconnect_timeout") // the client did not reattach in time
+			return true
+		}
+		return state == stateClosing
 	}
 	if tr.idle(now) > o.DisconnectTimeout {
 		c.ep.metrics.Rejected("disconnect_timeout")
