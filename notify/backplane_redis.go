@@ -245,15 +245,12 @@ func (b *RedisBackplane) Publish(ctx context.Context, tenant string, ns []payloa
 		return ErrNotRunning
 	}
 	h := wireHeader{node: b.node, seq: b.seq.Add(1)}
-	msg, err := encodeMessage(h, ns)
-	if err != nil {
-		return err
-	}
+	msg := encodeMessage(h, ns)
 	if watched && connected {
 		b.remember(h.seq, ns)
 	}
 	pctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
-	err = b.client.Publish(pctx, b.channel(tenant), msg).Err()
+	err := b.client.Publish(pctx, b.channel(tenant), msg).Err()
 	cancel()
 	if err == nil {
 		b.metrics.BackplaneMessage("published")
@@ -571,6 +568,9 @@ func (b *RedisBackplane) session(ctx context.Context, s *redisSession, deliver f
 			// Confirmations; the barrier pings that follow them are what
 			// WatchTenant waits for.
 		}
+		// Again after delivering, so that the watchdog counts only the time
+		// spent waiting for Redis, not a long fan-out of this node.
+		s.touch()
 	}
 }
 
@@ -636,8 +636,7 @@ func (b *RedisBackplane) receive(m *redis.Message, deliver func(string, []payloa
 		b.decodeFailed(m, fmt.Errorf("channel %q is not a tenant channel", m.Channel))
 		return
 	}
-	msg := []byte(m.Payload)
-	h, err := decodeHeader(msg)
+	h, err := decodeHeader(m.Payload)
 	if err != nil {
 		b.decodeFailed(m, err)
 		return
@@ -650,7 +649,7 @@ func (b *RedisBackplane) receive(m *redis.Message, deliver func(string, []payloa
 			return
 		}
 	}
-	ns, err := decodeNotifications(msg)
+	ns, err := decodeNotifications(m.Payload)
 	if err != nil {
 		b.decodeFailed(m, err)
 		return
