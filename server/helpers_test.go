@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ func startHub(t *testing.T, mutate ...func(*server.Config)) *hubEnv {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.HubAddr, cfg.InternalAddr, cfg.JWTSecret = "127.0.0.1:0", "127.0.0.1:0", testSecret
+	cfg.StorePath = filepath.Join(t.TempDir(), "notifyhub.db") // never a file in the source tree
 	for _, m := range mutate {
 		m(&cfg)
 	}

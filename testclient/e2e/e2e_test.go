@@ -131,6 +131,10 @@ func startHub(t *testing.T, ctx context.Context) *server.Server {
 	cfg.JWTSecret = jwtSecret
 	// Offer every transport, WebSockets first as clients try them in order.
 	cfg.Transports = []string{"WebSockets", "ServerSentEvents", "LongPolling"}
+	// The store in a temporary file, and webhooks to the suite's own
+	// receivers on 127.0.0.1.
+	cfg.StorePath = filepath.Join(t.TempDir(), "notifyhub.db")
+	cfg.WebhookAllowPrivate = true
 	srv, err := server.Start(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("start hub: %v", err)
