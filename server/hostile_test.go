@@ -283,3 +283,49 @@ func metricValue(t *testing.T, env *hubEnv, series string) float64 {
 	}
 	return 0
 }
+
+// A user at the connection limit keeps using the connections they have: polls
+// and sends of an existing long-polling connection are not new connections.
+func TestLimitCountsConnectionsNotRequests(t *testing.T) {
+	env := startHub(t, func(c *server.Config) { c.MaxConnectionsPerUser = 1 })
+	tok := env.clientToken("t1")
+	do := func(method, url, body string) int {
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	req, _ := http.NewRequest(http.MethodPost, env.hubURL()+"/negotiate?negotiateVersion=1", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var neg struct{ ConnectionToken string }
+	if err := decodeJSON(resp, &neg); err != nil {
+		t.Fatal(err)
+	}
+	conn := env.hubURL() + "?id=" + neg.ConnectionToken
+	if s := do(http.MethodGet, conn, ""); s != 200 {
+		t.Fatalf("first poll: %d", s)
+	}
+	if s := do(http.MethodPost, conn, "{\"protocol\":\"json\",\"version\":1}\x1e"); s != 200 {
+		t.Fatalf("handshake send: %d", s)
+	}
+	waitFor(t, func() bool {
+		return metricValue(t, env, `notifyhub_connections{protocol="json",transport="LongPolling"}`) == 1
+	})
+	if s := do(http.MethodPost, conn, "{\"type\":6}\x1e"); s != 200 {
+		t.Fatalf("send at the limit: %d, want 200", s)
+	}
+	if s := do(http.MethodGet, conn, ""); s != 200 {
+		t.Fatalf("poll at the limit: %d, want 200", s)
+	}
+	if _, err := testclient.Dial(context.Background(), env.hubURL(), testclient.Options{Token: tok}); err == nil {
+		t.Fatal("a second connection beyond the limit was accepted")
+	}
+}

@@ -308,9 +308,13 @@ func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, sh
 					return nil, err
 				}
 			}
-			if err := shared.limits.check(p); err != nil {
-				s.metrics.Rejected("connection_limit")
-				return nil, err
+			// Only a request that opens a connection counts against the limits;
+			// polls, sends and reattaches of an existing one carry its id.
+			if c.Query("id") == "" {
+				if err := shared.limits.check(p); err != nil {
+					s.metrics.Rejected("connection_limit")
+					return nil, err
+				}
 			}
 			return cl, nil
 		},

@@ -61,6 +61,7 @@ type Conn struct {
 	writing  bool          // a push transport's writer goroutine is running
 	alone    uint8         // the first alone frames of queue go out in their own write (handshake response)
 	ready    bool          // OnConnected succeeded (written under rmu, read under rmu)
+	held     bool          // OnConnected is running: queue, but send nothing yet
 	proto    Protocol
 	tr       transport       // nil before the transport starts and while a stateful connection waits for its client to reattach
 	queue    [][]byte        // shared, immutable frames waiting for the transport
@@ -160,7 +161,7 @@ func (c *Conn) enqueueLocked(frame []byte) {
 }
 
 func (c *Conn) kickLocked() {
-	if c.tr == nil {
+	if c.tr == nil || c.held {
 		return
 	}
 	if _, push := c.tr.(pushTransport); push {
@@ -190,6 +191,9 @@ func (c *Conn) takeBatch(want transport, dst []byte) batch {
 	defer c.mu.Unlock()
 	b := batch{data: dst, tr: c.tr, closed: c.state == stateClosed}
 	if c.tr == nil || (want != nil && c.tr != want) {
+		return b
+	}
+	if c.held {
 		return b
 	}
 	b.binary = c.proto != nil && c.proto.TransferFormat() == BinaryFormat
@@ -239,7 +243,7 @@ func (c *Conn) writeLoop() {
 			*bp = make([]byte, 0, 4<<10) // do not pool what one burst grew
 		}
 		c.mu.Lock()
-		if len(c.queue) == 0 || c.tr == nil || c.state == stateClosed {
+		if len(c.queue) == 0 || c.tr == nil || c.held || c.state == stateClosed {
 			c.writing = false
 			c.mu.Unlock()
 			return
@@ -472,12 +476,24 @@ func (c *Conn) handshake(buf []byte) (int, Protocol, error) {
 	if c.stateful && kind == kindWebSockets && req.Version >= 2 {
 		c.sr = newReconnectState()
 	}
+	// The handshake response is held back until OnConnected has run, so a
+	// client that sees it is connected is also subscribed to what the hub
+	// subscribes it to there (stream endpoints), and whatever OnConnected
+	// queues goes out after it.
+	c.held = true
 	c.enqueueLocked(handshakeOK)
 	c.alone = 1 // the handshake response goes out alone (stateful reconnect clients need it)
 	c.mu.Unlock()
-	if err := c.ep.handler.OnConnected(c); err != nil {
+	err = c.ep.handler.OnConnected(c)
+	if err != nil {
 		c.ep.log.Info("connection refused by the hub", "conn", c.id, "err", err)
 		c.Close("Connection closed with an error. "+err.Error(), false)
+	}
+	c.mu.Lock()
+	c.held = false
+	c.kickLocked()
+	c.mu.Unlock()
+	if err != nil {
 		return n, nil, err
 	}
 	c.ready = true

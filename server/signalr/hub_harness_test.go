@@ -103,7 +103,9 @@ type testHub struct {
 func startTestHub(t *testing.T, opts Options) *testHub {
 	t.Helper()
 	rec := newRecorder(t)
-	opts.Handler = rec
+	if opts.Handler == nil {
+		opts.Handler = rec
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
