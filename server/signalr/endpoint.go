@@ -62,7 +62,7 @@ type Options struct {
 	PollTimeout       time.Duration // longest long poll; default 90 s
 	QueueLength       int           // outbound frames queued per connection before it counts as slow; default 1024
 	QueueBytes        int           // outbound bytes queued per connection before it counts as slow; default 4 MiB
-	ReadBufferSize    int           // WebSocket read buffer; default 1 KiB
+	ReadBufferSize    int           // WebSocket read buffer, held by every connection; default 512 B (hub messages are small; larger ones take more reads)
 	WriteBufferSize   int           // WebSocket write buffer (pooled, not per connection); default 4 KiB
 
 	Logger  *slog.Logger // default slog.Default()
@@ -111,7 +111,7 @@ func (o *Options) setDefaults() {
 	def(&o.PollTimeout, 90*time.Second)
 	defInt(&o.QueueLength, 1024)
 	defInt(&o.QueueBytes, 4<<20)
-	defInt(&o.ReadBufferSize, 1<<10)
+	defInt(&o.ReadBufferSize, 512)
 	defInt(&o.WriteBufferSize, 4<<10)
 	if o.Logger == nil {
 		o.Logger = slog.Default()

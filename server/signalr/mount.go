@@ -3,8 +3,10 @@ package signalr
 import (
 	"strings"
 
+	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 const localConn = "signalr.conn"
@@ -21,14 +23,25 @@ const localConn = "signalr.conn"
 // connection started with, 405 for POST on a WebSocket connection.
 func (e *Endpoint) Mount(r fiber.Router, path string) {
 	r.Post(path+"/negotiate", e.negotiate)
-	upgrade := websocket.New(func(ws *websocket.Conn) {
-		e.serveWebSocket(ws.Conn, ws.Locals(localConn).(*Conn))
-	}, websocket.Config{
+	// The upgrade uses fasthttp/websocket directly: contrib's websocket.New
+	// copies every request header, query parameter and cookie into maps that
+	// live as long as the socket (about 1 KiB per connection), and the hub
+	// needs none of them after the upgrade. Behaviour is contrib's with the
+	// settings it had: any origin, no subprotocols, no compression, 426 when
+	// the upgrade fails.
+	upgrader := fws.FastHTTPUpgrader{
 		ReadBufferSize:  e.opts.ReadBufferSize,
 		WriteBufferSize: e.opts.WriteBufferSize,
 		WriteBufferPool: &bufferPool{},
-		RecoverHandler:  func(*websocket.Conn) {},
-	})
+		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true },
+	}
+	upgrade := func(c *fiber.Ctx) error {
+		conn := c.Locals(localConn).(*Conn)
+		if err := upgrader.Upgrade(c.Context(), func(ws *fws.Conn) { e.serveWebSocket(ws, conn) }); err != nil {
+			return fiber.ErrUpgradeRequired
+		}
+		return nil
+	}
 	r.Get(path, func(c *fiber.Ctx) error {
 		var err error
 		switch {
