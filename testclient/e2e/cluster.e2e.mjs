@@ -8,6 +8,8 @@
 // run it against two nodes started by hand, set the variables above and run
 // `node --test cluster.e2e.mjs`.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import http from "node:http";
 import { test } from "node:test";
 import {
   clientToken, HUB_PATH, HttpTransportType, Inbox, LICENCE_ACTIVATED, licenceActivated, MessagePackHubProtocol,
@@ -115,9 +117,26 @@ test("tenant isolation holds across nodes", async (t) => {
   assert.equal(xOnB.inbox.pending + yOnB.inbox.pending, 0);
 });
 
-// Why SSE and Long Polling need sticky sessions: a negotiated connection
-// lives on the node that negotiated it; the other node does not know its id.
-// (WebSockets with skipNegotiation make one request, so any node serves it.)
+// wsUpgradeStatus attempts a WebSocket upgrade of url and returns the HTTP
+// status: 101 when accepted.
+function wsUpgradeStatus(url, token) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, {
+      headers: {
+        Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": randomBytes(16).toString("base64"), Authorization: `Bearer ${token}`,
+      },
+    });
+    req.on("upgrade", (res, socket) => (socket.destroy(), resolve(res.statusCode)));
+    req.on("response", (res) => (res.resume(), resolve(res.statusCode)));
+    req.on("error", reject);
+  });
+}
+
+// Why negotiated connections need sticky sessions: a negotiated connection
+// lives on the node that negotiated it; the other node does not know its id,
+// whatever the transport. WebSockets with skipNegotiation make a single
+// request, so any node serves them.
 test("a connection negotiated on node A is unknown to node B", async () => {
   const tenant = newTenant();
   const auth = { authorization: `Bearer ${clientToken(tenant)}` };
@@ -132,4 +151,6 @@ test("a connection negotiated on node A is unknown to node B", async () => {
   const poll = await fetch(`${B_URL}${HUB_PATH}?id=${encodeURIComponent(connectionToken)}`, { headers: auth });
   await poll.body?.cancel();
   assert.equal(poll.status, 404, "Long Polling on the other node");
+  const ws = await wsUpgradeStatus(`${B_URL}${HUB_PATH}?id=${encodeURIComponent(connectionToken)}`, clientToken(tenant));
+  assert.equal(ws, 404, "WebSockets on the other node");
 });
