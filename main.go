@@ -71,6 +71,10 @@ func printDevBanner(srv *server.Server) error {
 	if err != nil {
 		return err
 	}
+	admin, err := server.MintToken(cfg.JWTSecret, server.TokenRequest{Subject: "dev-admin", Tenant: "dev-tenant", Scopes: []string{cfg.AdminScope, cfg.ClientScope}, TTL: 24 * time.Hour})
+	if err != nil {
+		return err
+	}
 	fmt.Printf(`
 === notifyhub DEV MODE: no HUB_JWT_SECRET or HUB_JWT_PUBLIC_KEY_FILE set ===
 Tokens below are signed with a random secret and valid for 24 h, for tenant "dev-tenant".
@@ -87,6 +91,13 @@ Publish:
     -H "Authorization: Bearer %[4]s" -H "Content-Type: application/json" \
     -d '{"e":"portos.licence.activated","p":{"licence":"demo"}}'
 
-`, srv.HubURL(), server.HubPath, client, publisher, srv.InternalURL())
+Event streaming (admin token: %[6]s):
+  curl %[1]s/events/connection_token -H "Authorization: Bearer %[3]s"
+  curl %[1]s/events/subscription_token -X GET -H "Authorization: Bearer %[3]s" \
+    -H "Content-Type: application/json" --data '{"channel":"shipments:dev-tenant#dev-user"}'
+  curl %[1]s/events/provision -H "Authorization: Bearer %[6]s"
+  curl %[1]s/events/deprovision -H "Authorization: Bearer %[6]s"
+
+`, srv.HubURL(), server.HubPath, client, publisher, srv.InternalURL(), admin)
 	return nil
 }
