@@ -305,7 +305,9 @@ func (s *RedisStore) Enqueue(ctx context.Context, ds []Delivery, max int) ([]str
 			if err != nil {
 				return err
 			}
-			cmds[i] = enqueueScript.Run(ctx, p, []string{s.key("queue", d.Webhook), s.key("pending"), s.key("webhooks")}, max, raw, d.Webhook)
+			// EVAL, not EVALSHA: a pipeline cannot fall back when Redis
+			// does not have the script cached yet (after a restart).
+			cmds[i] = enqueueScript.Eval(ctx, p, []string{s.key("queue", d.Webhook), s.key("pending"), s.key("webhooks")}, max, raw, d.Webhook)
 		}
 		return nil
 	})
