@@ -79,7 +79,10 @@ type RedisOptions struct {
 // misses what is published meanwhile. While Redis cannot be reached, Ready
 // fails, publishes are delivered to this node's own subscribers and Publish
 // returns an error wrapping ErrCrossNode; the subscriber connection is rebuilt
-// with backoff and resubscribes every tenant the node needs.
+// with backoff and resubscribes every tenant the node needs. While only the
+// subscriber connection is down (it reconnects after a Redis restart with
+// backoff, the publishing connections at once), a publish that Redis accepts
+// is delivered to this node's subscribers directly.
 type RedisBackplane struct {
 	client  *redis.Client
 	opts    RedisOptions
@@ -87,8 +90,11 @@ type RedisBackplane struct {
 	metrics BackplaneMetrics
 	node    uint64 // tells this node's messages from others'
 	seq     atomic.Uint64
-	up      atomic.Bool
-	closed  chan struct{} // already closed: "do not wait"
+	// upSession is the id of the session whose subscriptions are confirmed,
+	// 0 while there is none: a publish compares it before and after, to know
+	// that the subscriber connection that will bring it back stayed the same.
+	upSession atomic.Uint64
+	closed    chan struct{} // already closed: "do not wait"
 
 	mu      sync.Mutex
 	running bool
@@ -96,6 +102,7 @@ type RedisBackplane struct {
 	tenants map[string]struct{}                   // watched tenants
 	sess    *redisSession                         // nil while disconnected
 	downErr error                                 // why the backplane is not up
+	lastID  uint64                                // of the latest session
 
 	ownMu     sync.Mutex
 	own       map[uint64]*ownPublish // this node's publishes of watched tenants, by seq
@@ -108,6 +115,7 @@ type RedisBackplane struct {
 
 // redisSession is one subscriber connection and what was sent on it.
 type redisSession struct {
+	id       uint64 // from 1
 	ps       *redis.PubSub
 	barriers []barrier // pings sent and not yet answered, oldest first
 	nextPing uint64
@@ -127,26 +135,29 @@ type barrier struct {
 	setUp bool // the first of a session: once answered, the node is up
 }
 
-// ownPublish is a publish of this node that its subscriber connection may
-// still bring back. It lets the receiver deliver the notifications it already
-// has without decoding them, and makes a publish that failed exactly-once:
-// if Redis took it after all, it is either delivered from Redis or locally,
-// never both.
+// ownPublish is a publish of this node (of a tenant it watches) that its
+// subscriber connection may bring back. It lets the receiver deliver the
+// notifications it already has without decoding them, and it keeps a publish
+// exactly-once when Publish has to deliver it itself (the PUBLISH failed, or
+// the subscriber connection was down): whichever of the two comes first
+// delivers it, the other one does not.
 type ownPublish struct {
 	ns       []payloads.Notification
 	at       time.Time
 	received bool // the receiver delivered it
-	done     bool // Publish returned success
-	local    bool // Publish failed and delivered it locally: drop it if it comes
+	done     bool // Publish returned, leaving the delivery to the receiver
+	local    bool // Publish delivered it: drop it if it comes
 }
 
 const (
 	barrierPrefix = "b"
 	healthPing    = "hc"
 	connectPing   = "connect"
-	// ownTTL is how long a node remembers its own publishes for the receiver;
-	// a message that comes back later is decoded like any other.
-	ownTTL = time.Minute
+	// ownTTL is how long a node remembers its own publishes for the
+	// receiver. A copy comes back within milliseconds or never (its
+	// subscriber connection died); Publish settles each entry within
+	// PublishTimeout. One that comes back later is decoded like any other.
+	ownTTL = 10 * time.Second
 )
 
 // NewRedisBackplane returns a backplane for the Redis at opts.URL. It does
@@ -224,7 +235,7 @@ func (b *RedisBackplane) channel(tenant string) string { return b.opts.Prefix + 
 // Ready implements Backplane: nil while the subscriber connection is up and
 // subscribed to every watched tenant.
 func (b *RedisBackplane) Ready() error {
-	if b.up.Load() {
+	if b.upSession.Load() != 0 {
 		return nil
 	}
 	b.mu.Lock()
@@ -239,14 +250,14 @@ func (b *RedisBackplane) Publish(ctx context.Context, tenant string, ns []payloa
 	b.mu.Lock()
 	deliver := b.deliver
 	_, watched := b.tenants[tenant]
-	connected := b.sess != nil
 	b.mu.Unlock()
 	if deliver == nil {
 		return ErrNotRunning
 	}
 	h := wireHeader{node: b.node, seq: b.seq.Add(1)}
 	msg := encodeMessage(h, ns)
-	if watched && connected {
+	up := b.upSession.Load()
+	if watched {
 		b.remember(h.seq, ns)
 	}
 	pctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
@@ -254,8 +265,17 @@ func (b *RedisBackplane) Publish(ctx context.Context, tenant string, ns []payloa
 	cancel()
 	if err == nil {
 		b.metrics.BackplaneMessage("published")
-		if watched {
-			b.published(h.seq)
+		if !watched {
+			return nil
+		}
+		if up != 0 && b.upSession.Load() == up {
+			b.leaveToReceiver(h.seq)
+			return nil
+		}
+		// The subscriber connection was down, or was replaced meanwhile: it
+		// may never bring this back, so deliver here unless it already did.
+		if b.claim(h.seq) {
+			deliver(tenant, ns)
 		}
 		return nil
 	}
@@ -264,7 +284,7 @@ func (b *RedisBackplane) Publish(ctx context.Context, tenant string, ns []payloa
 	if !watched {
 		return fmt.Errorf("%w (this node has no subscribers of the tenant): %w", ErrCrossNode, err)
 	}
-	if !b.publishFailed(h.seq) {
+	if !b.claim(h.seq) {
 		// The subscriber connection brought it back, so Redis did take it
 		// and every subscribed node got it: only the reply was lost.
 		b.metrics.BackplaneMessage("published")
@@ -280,10 +300,10 @@ func (b *RedisBackplane) remember(seq uint64, ns []payloads.Notification) {
 	b.ownMu.Lock()
 	defer b.ownMu.Unlock()
 	b.own[seq] = &ownPublish{ns: ns, at: now}
-	if now.Sub(b.lastPrune) > ownTTL/4 {
+	if now.Sub(b.lastPrune) > ownTTL/2 {
 		// Entries normally go when the receiver sees them; these are the
 		// publishes that never came back (a tenant unwatched meanwhile, a
-		// connection lost).
+		// connection lost) and the marks of those delivered by Publish.
 		b.lastPrune = now
 		for s, o := range b.own {
 			if now.Sub(o.at) > ownTTL {
@@ -293,8 +313,9 @@ func (b *RedisBackplane) remember(seq uint64, ns []payloads.Notification) {
 	}
 }
 
-// published notes that Redis took publish seq.
-func (b *RedisBackplane) published(seq uint64) {
+// leaveToReceiver notes that Redis took publish seq and that the receiver
+// delivers it.
+func (b *RedisBackplane) leaveToReceiver(seq uint64) {
 	b.ownMu.Lock()
 	defer b.ownMu.Unlock()
 	if o := b.own[seq]; o != nil {
@@ -306,14 +327,14 @@ func (b *RedisBackplane) published(seq uint64) {
 	}
 }
 
-// publishFailed notes that the PUBLISH of seq failed and reports whether the
-// caller must deliver it locally: false when the receiver already did.
-func (b *RedisBackplane) publishFailed(seq uint64) bool {
+// claim takes the delivery of publish seq away from the receiver and reports
+// whether the caller must deliver it: false when the receiver already did.
+func (b *RedisBackplane) claim(seq uint64) bool {
 	b.ownMu.Lock()
 	defer b.ownMu.Unlock()
 	o := b.own[seq]
 	switch {
-	case o == nil: // not remembered (published while disconnected) or pruned
+	case o == nil: // pruned
 		return true
 	case o.received:
 		delete(b.own, seq)
@@ -415,7 +436,7 @@ func (b *RedisBackplane) pong(s *redisSession, payload string) {
 		close(br.done)
 		n++
 		if br.setUp {
-			b.up.Store(true)
+			b.upSession.Store(s.id)
 			b.metrics.BackplaneUp(true)
 			b.downErr = nil
 			b.log.Info("redis backplane connected: cross-node delivery is up", "tenants", len(b.tenants))
@@ -448,22 +469,8 @@ func (b *RedisBackplane) endLocked(s *redisSession, err error) {
 	}
 	s.barriers = nil
 	b.downErr = err
-	// Sessions run one after the other, so the up flag is this session's.
-	if s.wasUp = b.up.Swap(false); s.wasUp {
+	if s.wasUp = s.id != 0 && b.upSession.CompareAndSwap(s.id, 0); s.wasUp {
 		b.metrics.BackplaneUp(false)
-	}
-}
-
-// forgetOwn drops what a finished session could have brought back, except
-// the publishes delivered locally, whose copies a later session could still
-// receive if Redis executed them late.
-func (b *RedisBackplane) forgetOwn() {
-	b.ownMu.Lock()
-	defer b.ownMu.Unlock()
-	for seq, o := range b.own {
-		if !o.local {
-			delete(b.own, seq)
-		}
 	}
 }
 
@@ -497,7 +504,6 @@ func (b *RedisBackplane) Run(ctx context.Context, deliver func(string, []payload
 		b.endLocked(s, err) // no-op if a failed write or the watchdog ended it first
 		wasUp, err := s.wasUp, s.err
 		b.mu.Unlock()
-		b.forgetOwn()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -587,6 +593,8 @@ func (b *RedisBackplane) start(s *redisSession) error {
 			return fmt.Errorf("subscribe to %d tenant channels: %w", len(channels), err)
 		}
 	}
+	b.lastID++
+	s.id = b.lastID
 	if _, err := b.barrierLocked(s, true); err != nil {
 		return err
 	}

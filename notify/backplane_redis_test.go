@@ -437,6 +437,29 @@ func TestRedisBackplanePause(t *testing.T) {
 	b.expectNothing()
 }
 
+// TestRedisBackplaneSubscriberLost covers a node whose subscriber connection
+// is gone while Redis still accepts publishes (after a Redis restart the
+// publishing connections redial at once, the subscriber after its backoff):
+// the node's own subscribers get its publishes directly, once.
+func TestRedisBackplaneSubscriberLost(t *testing.T) {
+	r := redistest.Start(t)
+	a := startNode(t, r.URL(), func(o *RedisOptions) { o.MinBackoff, o.MaxBackoff = time.Second, time.Second })
+	a.waitReady(true)
+	a.watch("t")
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer raw.Close()
+	if err := raw.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.waitReady(false)
+	a.mustPublish("t", note("while-resubscribing"))
+	a.expectRefs("t", "while-resubscribing")
+	a.waitReady(true)
+	a.mustPublish("t", note("after"))
+	a.expectRefs("t", "after")
+	a.expectNothing()
+}
+
 func TestRedisBackplaneUnreachableAtStart(t *testing.T) {
 	r := redistest.Start(t)
 	url := r.URL()
@@ -470,7 +493,7 @@ func TestRedisBackplaneNotRunning(t *testing.T) {
 }
 
 // TestOwnPublishes checks the bookkeeping that keeps a node's own publishes
-// exactly-once when a PUBLISH fails after Redis may have executed it.
+// exactly-once when Publish has to deliver one itself.
 func TestOwnPublishes(t *testing.T) {
 	b, err := NewRedisBackplane(RedisOptions{URL: "redis://127.0.0.1:1"})
 	if err != nil {
@@ -484,25 +507,25 @@ func TestOwnPublishes(t *testing.T) {
 	if got, ok := b.takeOwn(1); !ok || len(got) != 1 {
 		t.Fatal("own publish not recognised")
 	}
-	b.published(1)
+	b.leaveToReceiver(1)
 	b.remember(2, ns)
-	b.published(2)
+	b.leaveToReceiver(2)
 	if got, ok := b.takeOwn(2); !ok || len(got) != 1 {
 		t.Fatal("own publish not recognised after Publish returned")
 	}
-	// Failed, and Redis never brings it back: deliver locally.
+	// Claimed by Publish before the receiver had it: Publish delivers...
 	b.remember(3, ns)
-	if !b.publishFailed(3) {
-		t.Fatal("failed publish not delivered locally")
+	if !b.claim(3) {
+		t.Fatal("claimed publish not delivered by Publish")
 	}
-	// ... and if it comes back after all, it is dropped.
+	// ... and if it comes back after all, the receiver drops it.
 	if got, ok := b.takeOwn(3); !ok || got != nil {
-		t.Fatal("locally delivered publish delivered again")
+		t.Fatal("publish delivered by Publish delivered again")
 	}
-	// Failed after the receiver had it: Redis took it; nothing more to do.
+	// Claimed after the receiver had it: nothing more to do.
 	b.remember(4, ns)
 	b.takeOwn(4)
-	if b.publishFailed(4) {
+	if b.claim(4) {
 		t.Fatal("publish delivered twice")
 	}
 	// Unknown sequence numbers (other nodes', pruned) are decoded.
