@@ -95,14 +95,19 @@ type RedisBackplane struct {
 	// that the subscriber connection that will bring it back stayed the same.
 	upSession atomic.Uint64
 	closed    chan struct{} // already closed: "do not wait"
+	// deliver is Run's deliver function while Run runs.
+	deliver atomic.Pointer[func(string, []payloads.Notification)]
 
+	// mu orders what is written on the subscriber connection. Publish does
+	// not take it: a write held up by a slow Redis must not hold up publishes.
 	mu      sync.Mutex
 	running bool
-	deliver func(string, []payloads.Notification) // set while Run runs
-	tenants map[string]struct{}                   // watched tenants
-	sess    *redisSession                         // nil while disconnected
-	downErr error                                 // why the backplane is not up
-	lastID  uint64                                // of the latest session
+	sess    *redisSession // nil while disconnected
+	downErr error         // why the backplane is not up
+	lastID  uint64        // of the latest session
+
+	tenantsMu sync.RWMutex        // taken after mu
+	tenants   map[string]struct{} // watched tenants
 
 	ownMu     sync.Mutex
 	own       map[uint64]*ownPublish // this node's publishes of watched tenants, by seq
@@ -232,6 +237,14 @@ func NewRedisBackplane(opts RedisOptions) (*RedisBackplane, error) {
 
 func (b *RedisBackplane) channel(tenant string) string { return b.opts.Prefix + tenant }
 
+// watching reports whether this node receives tenant's publishes.
+func (b *RedisBackplane) watching(tenant string) bool {
+	b.tenantsMu.RLock()
+	defer b.tenantsMu.RUnlock()
+	_, ok := b.tenants[tenant]
+	return ok
+}
+
 // Ready implements Backplane: nil while the subscriber connection is up and
 // subscribed to every watched tenant.
 func (b *RedisBackplane) Ready() error {
@@ -247,13 +260,12 @@ func (b *RedisBackplane) Ready() error {
 // Redis does not take it, the batch is delivered to this node's subscribers
 // and the error wraps ErrCrossNode.
 func (b *RedisBackplane) Publish(ctx context.Context, tenant string, ns []payloads.Notification) error {
-	b.mu.Lock()
-	deliver := b.deliver
-	_, watched := b.tenants[tenant]
-	b.mu.Unlock()
-	if deliver == nil {
+	dp := b.deliver.Load()
+	if dp == nil {
 		return ErrNotRunning
 	}
+	deliver := *dp
+	watched := b.watching(tenant)
 	h := wireHeader{node: b.node, seq: b.seq.Add(1)}
 	msg := encodeMessage(h, ns)
 	up := b.upSession.Load()
@@ -371,7 +383,9 @@ func (b *RedisBackplane) takeOwn(seq uint64) (ns []payloads.Notification, ok boo
 func (b *RedisBackplane) WatchTenant(tenant string) <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.tenantsMu.Lock()
 	b.tenants[tenant] = struct{}{}
+	b.tenantsMu.Unlock()
 	s := b.sess
 	if s == nil {
 		return b.closed
@@ -392,7 +406,9 @@ func (b *RedisBackplane) WatchTenant(tenant string) <-chan struct{} {
 func (b *RedisBackplane) UnwatchTenant(tenant string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.tenantsMu.Lock()
 	delete(b.tenants, tenant)
+	b.tenantsMu.Unlock()
 	if s := b.sess; s != nil {
 		if err := s.ps.Unsubscribe(context.Background(), b.channel(tenant)); err != nil {
 			b.breakLocked(s, fmt.Errorf("unsubscribe from tenant channel: %w", err))
@@ -439,7 +455,10 @@ func (b *RedisBackplane) pong(s *redisSession, payload string) {
 			b.upSession.Store(s.id)
 			b.metrics.BackplaneUp(true)
 			b.downErr = nil
-			b.log.Info("redis backplane connected: cross-node delivery is up", "tenants", len(b.tenants))
+			b.tenantsMu.RLock()
+			n := len(b.tenants)
+			b.tenantsMu.RUnlock()
+			b.log.Info("redis backplane connected: cross-node delivery is up", "tenants", n)
 		}
 	}
 	s.barriers = s.barriers[n:]
@@ -483,11 +502,12 @@ func (b *RedisBackplane) Run(ctx context.Context, deliver func(string, []payload
 		b.mu.Unlock()
 		return errors.New("redis backplane: Run called twice")
 	}
-	b.running, b.deliver = true, deliver
+	b.running = true
+	b.deliver.Store(&deliver)
 	b.mu.Unlock()
 	defer func() {
+		b.deliver.Store(nil)
 		b.mu.Lock()
-		b.deliver = nil
 		b.downErr = ErrNotRunning
 		b.mu.Unlock()
 		if err := b.client.Close(); err != nil {
@@ -584,11 +604,13 @@ func (b *RedisBackplane) session(ctx context.Context, s *redisSession, deliver f
 func (b *RedisBackplane) start(s *redisSession) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.tenants) > 0 {
-		channels := make([]string, 0, len(b.tenants))
-		for t := range b.tenants {
-			channels = append(channels, b.channel(t))
-		}
+	b.tenantsMu.RLock()
+	channels := make([]string, 0, len(b.tenants))
+	for t := range b.tenants {
+		channels = append(channels, b.channel(t))
+	}
+	b.tenantsMu.RUnlock()
+	if len(channels) > 0 {
 		if err := s.ps.Subscribe(context.Background(), channels...); err != nil {
 			return fmt.Errorf("subscribe to %d tenant channels: %w", len(channels), err)
 		}

@@ -178,11 +178,7 @@ func (n *node) expectNothing() {
 	}
 }
 
-func (b *RedisBackplane) isRunning() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.deliver != nil
-}
+func (b *RedisBackplane) isRunning() bool { return b.deliver.Load() != nil }
 
 func refsOf(ns []payloads.Notification) []string {
 	out := make([]string, len(ns))
