@@ -182,6 +182,9 @@ func TestDeliverAllocationsDoNotGrowWithRecipients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 10,000 subscribers")
 	}
+	if raceEnabled {
+		t.Skip("allocation counts vary under the race detector (sync.Pool drops items at random)")
+	}
 	allocs := map[int]float64{}
 	for _, n := range []int{100, 10000} {
 		h, _ := newBenchHub(t, n, 2)
