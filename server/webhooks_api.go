@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -174,6 +175,11 @@ func (s *Server) applyWebhookRequest(w *notify.Webhook, req webhookRequest) *err
 			return bad("url", "must be an absolute http:// or https:// URL")
 		case u.Fragment != "":
 			return bad("url", "must not have a #fragment")
+		}
+		// Names are checked when dialled (DNS may change); an address can
+		// be refused at once.
+		if ip := net.ParseIP(u.Hostname()); ip != nil && !notify.PublicIP(ip) && !s.cfg.WebhookAllowPrivate {
+			return bad("url", "%s is not a public address (set HUB_WEBHOOK_ALLOW_PRIVATE to allow it)", ip)
 		}
 		w.URL = *req.URL
 	}

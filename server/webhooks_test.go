@@ -322,7 +322,12 @@ func TestWebhookPrivateTargetsRefusedByDefault(t *testing.T) {
 	env := startHub(t, fastWebhooks, func(c *server.Config) { c.WebhookAllowPrivate = false })
 	rcv := newReceiver(t, func(int) int { return http.StatusOK })
 	const tenant = "org_ssrf"
-	id := createWebhook(t, env, tenant, map[string]any{"url": rcv.srv.URL})
+	if status, out := call(t, http.MethodPost, env.srv.InternalURL()+"/internal/v1/tenants/"+tenant+"/webhooks", env.adminToken(tenant),
+		map[string]any{"url": rcv.srv.URL}); status != http.StatusBadRequest {
+		t.Fatalf("a loopback address: %d %v, want 400", status, out)
+	}
+	// A name is checked on the address it resolves to, when dialled.
+	id := createWebhook(t, env, tenant, map[string]any{"url": strings.Replace(rcv.srv.URL, "127.0.0.1", "localhost", 1)})
 	env.publish(tenant, licence("internal"))
 	eventually(t, "the attempt fails", func() bool {
 		ds := deliveries(t, env, tenant, id)
