@@ -28,6 +28,8 @@ type Principal struct {
 	// Exchanged is set for the hub's own connection tokens: they connect,
 	// but cannot be exchanged for more tokens or manage the tenant.
 	Exchanged bool
+	// Channels are the channels a connection token joins at connect.
+	Channels []string
 }
 
 // HasScope reports whether the token granted scope.

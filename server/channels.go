@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,13 +67,60 @@ type channels struct {
 	catalogue *payloads.Catalogue
 	event     string // HUB_CHANNEL_EVENT
 	tokens    *hubTokens
+	scopes    []scopeChannel // HUB_CHANNEL_SCOPES, in order
 }
 
-func newChannels(cat *payloads.Catalogue, event string, tokens *hubTokens) (*channels, error) {
+// scopeChannel grants the channel name to the tokens that hold scope.
+type scopeChannel struct{ scope, name string }
+
+func newChannels(cat *payloads.Catalogue, event string, scopes []string, tokens *hubTokens) (*channels, error) {
 	if !cat.IsResourceEvent(event) {
 		return nil, fmt.Errorf("HUB_CHANNEL_EVENT %q is not one of HUB_RESOURCE_EVENTS", event)
 	}
-	return &channels{catalogue: cat, event: event, tokens: tokens}, nil
+	cs := &channels{catalogue: cat, event: event, tokens: tokens}
+	for _, pair := range scopes {
+		scope, name, ok := strings.Cut(pair, "=")
+		if !ok || scope == "" || !validTenant(name) || strings.ContainsAny(name, ":#") {
+			return nil, fmt.Errorf("HUB_CHANNEL_SCOPES: %q: want scope=channel-name, e.g. shipments.read=shipments", pair)
+		}
+		cs.scopes = append(cs.scopes, scopeChannel{scope, name})
+	}
+	return cs, nil
+}
+
+// granted returns the channels a connection token of p joins at connect:
+// for every channel name whose scope p holds, the tenant's public channel
+// and p's own private one.
+func (cs *channels) granted(p *Principal) []string {
+	var out []string
+	for _, sc := range cs.scopes {
+		if !p.HasScope(sc.scope) {
+			continue
+		}
+		for _, ch := range []channel{{sc.name, p.Tenant, ""}, {sc.name, p.Tenant, p.Subject}} {
+			if ch.User == "" || validTenant(ch.User) {
+				if s := ch.String(); !slices.Contains(out, s) {
+					out = append(out, s)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// connectFilters returns the subscriptions of a connection token's
+// channels. They were granted when the token was issued; the tenant is
+// checked again.
+func (cs *channels) connectFilters(p *Principal) ([]payloads.Filter, error) {
+	var fs []payloads.Filter
+	for _, name := range p.Channels {
+		ch, err := parseChannel(name)
+		if err != nil || ch.Tenant != p.Tenant || (ch.Private() && ch.User != p.Subject) {
+			return nil, forbidden("the connection token names a channel it may not join")
+		}
+		fs = append(fs, cs.filter(ch))
+	}
+	return fs, nil
 }
 
 // filter returns the subscription a channel stands for.

@@ -59,6 +59,7 @@ type Config struct {
 	ConnectionTokenTTL   time.Duration // HUB_CONNECTION_TOKEN_TTL: lifetime of /events/connection_token tokens
 	SubscriptionTokenTTL time.Duration // HUB_SUBSCRIPTION_TOKEN_TTL: lifetime of /events/subscription_token tokens
 	ChannelEvent         string        // HUB_CHANNEL_EVENT: the resource event whose resources channels name
+	ChannelScopes        []string      // HUB_CHANNEL_SCOPES: scope=channel pairs joined automatically by connection tokens
 	WebhookTimeout       time.Duration // HUB_WEBHOOK_TIMEOUT: one webhook request
 	WebhookConcurrency   int           // HUB_WEBHOOK_CONCURRENCY: webhook requests in flight per node
 	WebhookRetryBase     time.Duration // HUB_WEBHOOK_RETRY_BASE: first retry delay (doubles per retry)
@@ -212,6 +213,7 @@ func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
 	dur("HUB_CONNECTION_TOKEN_TTL", &cfg.ConnectionTokenTTL)
 	dur("HUB_SUBSCRIPTION_TOKEN_TTL", &cfg.SubscriptionTokenTTL)
 	str("HUB_CHANNEL_EVENT", &cfg.ChannelEvent)
+	list("HUB_CHANNEL_SCOPES", &cfg.ChannelScopes)
 	dur("HUB_WEBHOOK_TIMEOUT", &cfg.WebhookTimeout)
 	num("HUB_WEBHOOK_CONCURRENCY", &cfg.WebhookConcurrency)
 	dur("HUB_WEBHOOK_RETRY_BASE", &cfg.WebhookRetryBase)

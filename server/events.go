@@ -104,7 +104,7 @@ func (s *Server) connectionToken(c *fiber.Ctx) error {
 	if err := s.checkProvisioned(c.UserContext(), p.Tenant, fiber.StatusForbidden); err != nil {
 		return s.eventsFailed(c, err)
 	}
-	token, exp, err := s.tokens.connectionToken(p, time.Now())
+	token, exp, err := s.tokens.connectionToken(p, s.channels.granted(p), time.Now())
 	if err != nil {
 		return err
 	}

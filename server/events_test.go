@@ -338,3 +338,43 @@ func TestDeprovisionWithoutRequiredProvisioningStillCleansUp(t *testing.T) {
 		t.Fatal("the connection is still open after deprovisioning")
 	}
 }
+
+func TestConnectionTokenJoinsTheChannelsItsScopesGrant(t *testing.T) {
+	env := startHub(t, func(c *server.Config) { c.ChannelScopes = []string{"shipments.read=shipments", "orders.read=orders"} })
+	const tenant = "org_auto"
+	tok := env.exchange("/events/connection_token", env.userToken(tenant, "usr_a", "notifications.subscribe", "shipments.read"), nil)
+	c := env.dial("", testclient.Options{Token: tok}) // no Subscribe: the token's channels are joined
+	private := func(resource, ref, user string) map[string]any {
+		n := resourceChanged(resource, payloads.ActionCreated, ref)
+		n["route"] = map[string]any{"users": []string{user}, "private": true}
+		return n
+	}
+	env.publish(tenant, []any{
+		resourceChanged("orders", payloads.ActionCreated, "orders-not-granted"),
+		private("shipments", "someone-elses", "usr_b"),
+		resourceChanged("shipments", payloads.ActionCreated, "public"),
+		private("shipments", "mine", "usr_a"),
+	})
+	for _, want := range []string{"public", "mine"} {
+		if got := ref(next(t, c)); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	// Leaving a joined channel works like leaving one joined by hand.
+	if err := invoke(t, c, "UnsubscribeChannel", "shipments:"+tenant); err != nil {
+		t.Fatal(err)
+	}
+	env.publish(tenant, []any{resourceChanged("shipments", payloads.ActionCreated, "public-2"), private("shipments", "mine-2", "usr_a")})
+	if got := ref(next(t, c)); got != "mine-2" {
+		t.Fatalf("got %q after leaving the public channel, want mine-2", got)
+	}
+}
+
+func TestChannelScopesConfigIsChecked(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.HubAddr, cfg.InternalAddr, cfg.JWTSecret = "127.0.0.1:0", "127.0.0.1:0", testSecret
+	cfg.ChannelScopes = []string{"no-equals-sign"}
+	if _, err := server.Start(context.Background(), cfg, nil); err == nil || !strings.Contains(err.Error(), "HUB_CHANNEL_SCOPES") {
+		t.Fatalf("start with a bad HUB_CHANNEL_SCOPES: %v", err)
+	}
+}

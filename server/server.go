@@ -81,7 +81,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, verifier: verifier, catalogue: cat, tokens: tokens, tenants: newTenantConns()}
-	if s.channels, err = newChannels(cat, cfg.ChannelEvent, tokens); err != nil {
+	if s.channels, err = newChannels(cat, cfg.ChannelEvent, cfg.ChannelScopes, tokens); err != nil {
 		return nil, err
 	}
 	s.metrics = m
@@ -303,6 +303,11 @@ func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, sh
 				return nil, err
 			}
 			cl := &client{principal: p, authAt: time.Now()}
+			if len(p.Channels) > 0 && authorize == nil { // the main hub: a connection token's channels
+				if cl.filters, err = s.channels.connectFilters(p); err != nil {
+					return nil, err
+				}
+			}
 			if authorize != nil {
 				if cl.filters, err = authorize(c, p); err != nil {
 					return nil, err

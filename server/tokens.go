@@ -72,7 +72,8 @@ type hubClaims struct {
 	TenantID  string              `json:"tenant_id"`
 	Scope     scopeClaim          `json:"scope,omitempty"`
 	SiteRoles map[string][]string `json:"site_roles,omitempty"`
-	Channel   string              `json:"channel,omitempty"`
+	Channel   string              `json:"channel,omitempty"`  // subscription tokens
+	Channels  []string            `json:"channels,omitempty"` // connection tokens: joined at connect
 }
 
 // issued reports whether raw carries the hub's key id, without verifying it.
@@ -115,11 +116,11 @@ func claimsFor(p *Principal, aud string, ttl time.Duration, now time.Time) jwt.R
 }
 
 // connectionToken mints a token to connect as p: p's tenant, user, scopes
-// and site roles.
-func (h *hubTokens) connectionToken(p *Principal, now time.Time) (string, time.Time, error) {
+// and site roles, and the channels the connection joins at once.
+func (h *hubTokens) connectionToken(p *Principal, channels []string, now time.Time) (string, time.Time, error) {
 	return h.sign(hubClaims{
 		RegisteredClaims: claimsFor(p, audienceConnection, h.connTTL, now),
-		TenantID:         p.Tenant, Scope: p.Scopes, SiteRoles: p.SiteRoles,
+		TenantID:         p.Tenant, Scope: p.Scopes, SiteRoles: p.SiteRoles, Channels: channels,
 	})
 }
 
@@ -140,7 +141,7 @@ func (h *hubTokens) verifyConnection(raw string) (*Principal, error) {
 		}
 		return nil, unauthorized("invalid connection token")
 	}
-	p := &Principal{Subject: c.Subject, Tenant: c.TenantID, Scopes: c.Scope, SiteRoles: c.SiteRoles, Exchanged: true}
+	p := &Principal{Subject: c.Subject, Tenant: c.TenantID, Scopes: c.Scope, SiteRoles: c.SiteRoles, Exchanged: true, Channels: c.Channels}
 	if c.ExpiresAt != nil {
 		p.ExpiresAt = c.ExpiresAt.Time
 	}
