@@ -255,6 +255,9 @@ func (v *Verifier) authenticatePublisher(c *fiber.Ctx, scope, tenant string) (*P
 	if err != nil {
 		return nil, err
 	}
+	if p.Exchanged {
+		return nil, forbidden("a connection token issued by the hub only connects clients")
+	}
 	if !p.HasScope(scope) {
 		return nil, forbidden("the access token lacks the %q scope", scope)
 	}

@@ -378,3 +378,15 @@ func TestChannelScopesConfigIsChecked(t *testing.T) {
 		t.Fatalf("start with a bad HUB_CHANNEL_SCOPES: %v", err)
 	}
 }
+
+func TestConnectionTokensDoNotWorkOnTheInternalAPI(t *testing.T) {
+	env := startHub(t)
+	tok := env.exchange("/events/connection_token", env.userToken("acme", "svc", "notifications.subscribe", "notifications.publish", "events.admin"), nil)
+	res, err := (&testclient.Publisher{BaseURL: env.srv.InternalURL(), Token: tok}).Publish(context.Background(), "acme", licence("x"))
+	if err != nil || res.Status != http.StatusForbidden {
+		t.Fatalf("publish with a connection token: %d %v, want 403", res.Status, err)
+	}
+	if status, _ := call(t, http.MethodGet, env.srv.InternalURL()+"/internal/v1/tenants/acme/webhooks", tok, nil); status != http.StatusForbidden {
+		t.Fatalf("webhooks API with a connection token: %d, want 403", status)
+	}
+}
