@@ -66,9 +66,10 @@ func (s *BoltStore) open(create bool) (*bolt.DB, error) {
 		return s.db, nil
 	}
 	if !create {
-		if _, err := os.Stat(s.path); err != nil {
-			return nil, nil
-		}
+		// NewBoltStore opened the file if it existed, and only this process
+		// (which holds the lock once it opens it) creates it: there is
+		// nothing to read. No stat here: reads run on every publish.
+		return nil, nil
 	}
 	if dir := filepath.Dir(s.path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
