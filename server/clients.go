@@ -65,7 +65,7 @@ func (h *clients) attach(c *signalr.Conn, method string, shape argShape) error {
 	}
 	for _, f := range cl.filters {
 		if _, err := h.core.Subscribe(cl, f); err != nil {
-			h.tenants.remove(cl.Tenant(), c)
+			h.detach(c) // OnDisconnected does not follow a failed OnConnected
 			return fmt.Errorf("subscribe %v: %w", f, err)
 		}
 	}
