@@ -182,6 +182,7 @@ func TestSlowConsumerIsClosedWithoutBlockingOthers(t *testing.T) {
 		t.Fatalf("healthy client: got %q, want done after all %d", got, batches*per)
 	}
 	waitFor(t, func() bool { return metricValue(t, env, "notifyhub_slow_consumer_closes_total") >= 1 })
+	waitFor(t, func() bool { return metricValue(t, env, "notifyhub_outbound_queued_frames") == 0 })
 	waitFor(t, func() bool {
 		return metricValue(t, env, `notifyhub_connections{protocol="json",transport="WebSockets"}`) == 1
 	})

@@ -171,3 +171,11 @@ func (m *metrics) WebhookFinished(status notify.DeliveryStatus, n int) {
 	m.webhookDeliveries.WithLabelValues(string(status)).Add(float64(n))
 }
 func (m *metrics) WebhookDisabled() { m.webhookDisabled.Inc() }
+
+// watchQueues exports the frames waiting in outbound queues (all endpoints).
+func (m *metrics) watchQueues(queued func() int64) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "notifyhub_outbound_queued_frames",
+		Help: "Frames waiting in connections' outbound queues: the backlog between fan-out and the sockets.",
+	}, func() float64 { return float64(queued()) }))
+}

@@ -126,6 +126,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		paths = append(paths, st.Path)
 	}
 
+	m.watchQueues(func() (n int64) {
+		for _, e := range s.endpoints {
+			n += e.QueuedFrames()
+		}
+		return n
+	})
+
 	s.public = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler,

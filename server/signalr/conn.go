@@ -157,6 +157,7 @@ func (c *Conn) sendControl(frame []byte) {
 func (c *Conn) enqueueLocked(frame []byte) {
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
+	c.ep.queuedFrames.Add(1)
 	c.kickLocked()
 }
 
@@ -206,6 +207,7 @@ func (c *Conn) takeBatch(want transport, dst []byte) batch {
 		c.queued -= len(c.queue[i])
 		c.queue[i] = nil
 	}
+	c.ep.queuedFrames.Add(-int64(n))
 	if n == len(c.queue) {
 		c.queue = c.queue[:0]
 		if cap(c.queue) > 64 { // a burst grew it: give the memory back while idle
@@ -300,6 +302,7 @@ func (c *Conn) finish() {
 	}
 	c.state = stateClosed
 	tr, proto, kind := c.tr, c.proto, c.kind
+	c.ep.queuedFrames.Add(-int64(len(c.queue)))
 	c.queue, c.queued, c.sr = nil, 0, nil
 	c.mu.Unlock()
 	if tr != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -133,6 +134,7 @@ type Endpoint struct {
 
 	pings        map[string][]byte // protocol name → encoded Ping
 	writeBuffers sync.Pool         // batches being written or formatted by transports
+	queuedFrames atomic.Int64      // frames in all connections' outbound queues (a metric)
 
 	mu       sync.RWMutex
 	conns    map[string]*Conn     // live connections by connection token
@@ -351,3 +353,7 @@ func statusOf(err error) int {
 	}
 	return http.StatusUnauthorized
 }
+
+// QueuedFrames returns how many frames wait in the outbound queues of all
+// the endpoint's connections: the backlog between fan-out and the sockets.
+func (e *Endpoint) QueuedFrames() int64 { return e.queuedFrames.Load() }

@@ -95,6 +95,7 @@ func (c *Conn) detachLocked(now time.Time) {
 	c.tr = nil
 	c.sr.detachedAt = now
 	clear(c.queue)
+	c.ep.queuedFrames.Add(-int64(len(c.queue)))
 	c.queue, c.queued, c.alone = nil, 0, 0
 }
 
@@ -128,6 +129,7 @@ func (c *Conn) reattach(tr transport) error {
 	old := c.tr
 	c.tr = tr
 	clear(c.queue)
+	c.ep.queuedFrames.Add(int64(1 + len(c.sr.sent.frames) - len(c.queue)))
 	c.queue = append(make([][]byte, 0, 1+len(c.sr.sent.frames)), seq)
 	c.queue = append(c.queue, c.sr.sent.frames...)
 	c.queued = len(seq) + c.sr.sent.bytes
