@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -329,4 +330,48 @@ func TestLimitCountsConnectionsNotRequests(t *testing.T) {
 	if _, err := testclient.Dial(context.Background(), env.hubURL(), testclient.Options{Token: tok}); err == nil {
 		t.Fatal("a second connection beyond the limit was accepted")
 	}
+}
+
+// While a node drains, load balancers see it not ready and new connections
+// are refused; connections it has still get their Close.
+func TestDrainingRefusesNewConnections(t *testing.T) {
+	env := startHub(t)
+	tok := env.clientToken("t1")
+	// A long-polling client that stopped polling holds the drain open until
+	// the deadline, which leaves time to look at the node while it drains.
+	req, _ := http.NewRequest(http.MethodPost, env.hubURL()+"/negotiate?negotiateVersion=1", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var neg struct{ ConnectionToken string }
+	if err := decodeJSON(resp, &neg); err != nil {
+		t.Fatal(err)
+	}
+	poll, _ := http.NewRequest(http.MethodGet, env.hubURL()+"?id="+neg.ConnectionToken, nil)
+	poll.Header.Set("Authorization", "Bearer "+tok)
+	if resp, err := http.DefaultClient.Do(poll); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first poll: %v %v", err, resp)
+	}
+	ws := env.dial("t1", testclient.Options{})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- env.srv.Shutdown(ctx) }()
+
+	<-ws.Done() // the WebSocket client got its Close at once
+	if m := ws.CloseMessage(); m == nil || !m.AllowReconnect {
+		t.Fatalf("close message %+v, want allowReconnect", m)
+	}
+	if status, body := env.readyz(); status != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
+		t.Fatalf("/readyz while draining: %d %s", status, body)
+	}
+	_, err = testclient.Dial(context.Background(), env.hubURL(), testclient.Options{Token: tok})
+	var he *testclient.HTTPError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a new connection while draining: %v, want 503", err)
+	}
+	<-done
 }
