@@ -45,6 +45,8 @@ type Config struct {
 	HandshakeTimeout        time.Duration // HUB_HANDSHAKE_TIMEOUT
 	KeepAliveInterval       time.Duration // HUB_KEEPALIVE_INTERVAL
 	ClientTimeout           time.Duration // HUB_CLIENT_TIMEOUT
+	DisconnectTimeout       time.Duration // HUB_DISCONNECT_TIMEOUT: a connection without its transport (between polls, after a drop) is kept this long
+	PollTimeout             time.Duration // HUB_POLL_TIMEOUT: longest long poll (keep it under the clients' 100 s)
 	ShutdownTimeout         time.Duration // HUB_SHUTDOWN_TIMEOUT: drain time on SIGTERM
 
 	RedisURL string // HUB_REDIS_URL: Redis backplane; empty = this node only
@@ -98,6 +100,8 @@ func DefaultConfig() Config {
 		HandshakeTimeout:        15 * time.Second,
 		KeepAliveInterval:       15 * time.Second,
 		ClientTimeout:           30 * time.Second,
+		DisconnectTimeout:       15 * time.Second,
+		PollTimeout:             90 * time.Second,
 		ShutdownTimeout:         10 * time.Second,
 		LogLevel:                "info",
 		AdminScope:              "events.admin",
@@ -202,6 +206,8 @@ func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
 	dur("HUB_HANDSHAKE_TIMEOUT", &cfg.HandshakeTimeout)
 	dur("HUB_KEEPALIVE_INTERVAL", &cfg.KeepAliveInterval)
 	dur("HUB_CLIENT_TIMEOUT", &cfg.ClientTimeout)
+	dur("HUB_DISCONNECT_TIMEOUT", &cfg.DisconnectTimeout)
+	dur("HUB_POLL_TIMEOUT", &cfg.PollTimeout)
 	dur("HUB_SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
 	str("HUB_REDIS_URL", &cfg.RedisURL)
 	str("HUB_LOG_LEVEL", &cfg.LogLevel)

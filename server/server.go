@@ -341,6 +341,8 @@ func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, sh
 		HandshakeTimeout:  cfg.HandshakeTimeout,
 		KeepAliveInterval: cfg.KeepAliveInterval,
 		ClientTimeout:     cfg.ClientTimeout,
+		DisconnectTimeout: cfg.DisconnectTimeout,
+		PollTimeout:       cfg.PollTimeout,
 		QueueLength:       cfg.QueueLength,
 		SendTimeout:       cfg.SendTimeout,
 		Logger:            s.log,

@@ -1,0 +1,105 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"notifyhub/server"
+)
+
+// httpConn is a client of the HTTP transports driven by hand, so that it can
+// vanish the way real ones do: stop polling, or drop the SSE stream.
+type httpConn struct {
+	t     *testing.T
+	env   *hubEnv
+	tok   string
+	id    string
+	close func() // ends the SSE stream (nil for long polling)
+}
+
+func (e *hubEnv) httpDo(method, url, token, body string, ctx context.Context, header ...string) *http.Response {
+	e.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return resp
+}
+
+// openHTTPConn negotiates, starts the transport, handshakes and subscribes.
+func (e *hubEnv) openHTTPConn(transport string) *httpConn {
+	e.t.Helper()
+	c := &httpConn{t: e.t, env: e, tok: e.clientToken("vanish")}
+	resp := e.httpDo(http.MethodPost, e.hubURL()+"/negotiate?negotiateVersion=1", c.tok, "", context.Background())
+	var neg struct{ ConnectionToken string }
+	if err := decodeJSON(resp, &neg); err != nil {
+		e.t.Fatal(err)
+	}
+	c.id = neg.ConnectionToken
+	url := e.hubURL() + "?id=" + c.id
+	switch transport {
+	case "LongPolling":
+		resp := e.httpDo(http.MethodGet, url, c.tok, "", context.Background())
+		resp.Body.Close()
+	case "ServerSentEvents":
+		ctx, cancel := context.WithCancel(context.Background())
+		resp := e.httpDo(http.MethodGet, url, c.tok, "", ctx, "Accept", "text/event-stream")
+		c.close = func() { cancel(); resp.Body.Close() }
+		go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(resp.Body)) }()
+	}
+	send := "{\"protocol\":\"json\",\"version\":1}\x1e" +
+		"{\"type\":1,\"invocationId\":\"1\",\"target\":\"Subscribe\",\"arguments\":[{\"e\":\"portos.licence.activated\"}]}\x1e"
+	resp = e.httpDo(http.MethodPost, url, c.tok, send, context.Background())
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		e.t.Fatalf("send: %d", resp.StatusCode)
+	}
+	return c
+}
+
+// Clients of the HTTP transports that vanish are reaped after the disconnect
+// timeout, and their connections, subscriptions and memory are released.
+func TestVanishedHTTPClientsAreReaped(t *testing.T) {
+	env := startHub(t, func(c *server.Config) {
+		c.DisconnectTimeout = 3 * time.Second // long enough to open them all before the first is reaped
+		c.PollTimeout = 200 * time.Millisecond
+		// A dropped SSE stream shows when the next write fails: a ping at the latest.
+		c.KeepAliveInterval = 500 * time.Millisecond
+	})
+	const each = 20
+	baseHeap := heapInUse()
+	var conns []*httpConn
+	for i := range 2 * each {
+		conns = append(conns, env.openHTTPConn([]string{"LongPolling", "ServerSentEvents"}[i%2]))
+	}
+	waitFor(t, func() bool { return metricValue(t, env, "notifyhub_subscriptions") == 2*each })
+	for _, c := range conns {
+		if c.close != nil {
+			c.close() // the SSE client goes away; the long-polling ones just stop polling
+		}
+	}
+	waitFor(t, func() bool {
+		return metricValue(t, env, "notifyhub_subscriptions") == 0 &&
+			metricValue(t, env, `notifyhub_connections{protocol="json",transport="LongPolling"}`) == 0 &&
+			metricValue(t, env, `notifyhub_connections{protocol="json",transport="ServerSentEvents"}`) == 0
+	})
+	// A poll for a reaped connection is told it is over.
+	resp := env.httpDo(http.MethodGet, env.hubURL()+"?id="+conns[0].id, conns[0].tok, "", context.Background())
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("poll of a reaped connection: %d, want 204 or 404", resp.StatusCode)
+	}
+	if grown := heapInUse() - baseHeap; grown > 2<<20 {
+		t.Errorf("heap grew by %d KiB after %d reaped connections", grown>>10, 2*each)
+	}
+}
