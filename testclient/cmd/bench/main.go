@@ -108,9 +108,11 @@ neither -burst nor -rate it only measures connections (and holds them for
 bounds the whole run.
 
 Hub figures: with -pid (a hub on this machine) memory is VmRSS from
-/proc/PID/status and CPU is utime+stime from /proc/PID/stat; otherwise the
-hub's own process_resident_memory_bytes and process_cpu_seconds_total from
--metrics. Heap, stacks and goroutines come from -metrics.
+/proc/PID/status, CPU is utime+stime from /proc/PID/stat and write syscalls
+(deliveries per write: how well the hub coalesces frames) come from
+/proc/PID/io; otherwise the hub's own process_resident_memory_bytes and
+process_cpu_seconds_total from -metrics. Heap, stacks and goroutines come
+from -metrics.
 
 Usage:
   go run ./testclient/cmd/bench [flags]

@@ -27,6 +27,7 @@ type hubSample struct {
 	Goroutines int64   // go_goroutines
 	Dropped    int64   // notifyhub_notifications_total{outcome="dropped"}
 	SlowCloses int64   // notifyhub_slow_consumer_closes_total
+	Writes     int64   // write syscalls: /proc/PID/io syscw (with -pid only)
 }
 
 // prober reads the hub's process figures from /proc (when the hub runs on
@@ -38,7 +39,7 @@ type prober struct {
 }
 
 func (p *prober) sample(ctx context.Context) hubSample {
-	s := hubSample{RSS: -1, CPU: -1, HeapInuse: -1, StackInuse: -1, Goroutines: -1, Dropped: -1, SlowCloses: -1}
+	s := hubSample{RSS: -1, CPU: -1, HeapInuse: -1, StackInuse: -1, Goroutines: -1, Dropped: -1, SlowCloses: -1, Writes: -1}
 	if p.metricsURL != "" {
 		if m, err := p.scrape(ctx); err == nil {
 			get := func(name string) int64 {
@@ -64,6 +65,9 @@ func (p *prober) sample(ctx context.Context) hubSample {
 		}
 		if cpu, err := procCPU(p.pid); err == nil {
 			s.CPU = cpu
+		}
+		if w, err := procWrites(p.pid); err == nil {
+			s.Writes = w
 		}
 	}
 	return s
@@ -159,4 +163,20 @@ func procCPU(pid int) (float64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
 	}
 	return float64(ut+st) / clockTicks, nil
+}
+
+// procWrites returns the write syscalls pid has made (syscw of
+// /proc/PID/io): with the deliveries, it tells how well the hub coalesces
+// queued frames into one socket write.
+func procWrites(pid int) (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "syscw:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/io: no syscw", pid)
 }

@@ -108,6 +108,8 @@ type phaseResult struct {
 	LoaderCPUSec        float64       `json:"loader_cpu_seconds"`
 	HubDropped          int64         `json:"hub_dropped"`
 	HubSlowCloses       int64         `json:"hub_slow_consumer_closes"`
+	HubWrites           int64         `json:"hub_write_syscalls"`   // with -pid: socket writes (and any other writes) of the hub
+	DeliveriesPerWrite  float64       `json:"deliveries_per_write"` // how many frames the hub coalesced into one write
 	OpenAfter           int           `json:"open_after"`
 	Latency             latencyResult `json:"latency"`
 }
@@ -150,6 +152,7 @@ func (r *result) summarize() {
 		m.Unreadable += p.Unreadable
 		m.HubDropped += p.HubDropped
 		m.HubSlowCloses += p.HubSlowCloses
+		m.HubWrites += p.HubWrites
 		m.ConnsMissing = max(m.ConnsMissing, p.ConnsMissing)
 	}
 	m.PostP50Ms = med(func(p *phaseResult) float64 { return p.PostP50Ms })
@@ -160,6 +163,7 @@ func (r *result) summarize() {
 	m.HubCPUSeconds = med(func(p *phaseResult) float64 { return p.HubCPUSeconds })
 	m.DeliveriesPerCPUSec = med(func(p *phaseResult) float64 { return p.DeliveriesPerCPUSec })
 	m.LoaderCPUSec = med(func(p *phaseResult) float64 { return p.LoaderCPUSec })
+	m.DeliveriesPerWrite = med(func(p *phaseResult) float64 { return p.DeliveriesPerWrite })
 	m.OpenAfter = r.Phases[len(r.Phases)-1].OpenAfter
 	m.Latency = latencyResult{
 		Samples: int64(med(func(p *phaseResult) float64 { return float64(p.Latency.Samples) })),
@@ -207,15 +211,15 @@ func (r *result) writeTable(w io.Writer) {
 	}
 	if len(rows) > 0 {
 		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "phase\trecipients\tpublished\tdelivered\tlost\tdup\tdeliveries/s\thub CPU s\tdeliveries/hub CPU-s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tloader CPU s")
+		fmt.Fprintln(tw, "phase\trecipients\tpublished\tdelivered\tlost\tdup\tdeliveries/s\thub CPU s\tdeliveries/hub CPU-s\tdeliveries/write\tp50 ms\tp90 ms\tp99 ms\tmax ms\tloader CPU s")
 		for _, p := range rows {
 			name := fmt.Sprint(p.Phase)
 			if p.Phase == 0 {
 				name = "median"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n",
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.0f\t%.2f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\n",
 				name, p.Recipients, p.Published, p.Delivered, p.Lost, p.Duplicates, p.DeliveriesPerSec,
-				p.HubCPUSeconds, p.DeliveriesPerCPUSec, p.Latency.P50Ms, p.Latency.P90Ms, p.Latency.P99Ms, p.Latency.MaxMs, p.LoaderCPUSec)
+				p.HubCPUSeconds, p.DeliveriesPerCPUSec, p.DeliveriesPerWrite, p.Latency.P50Ms, p.Latency.P90Ms, p.Latency.P99Ms, p.Latency.MaxMs, p.LoaderCPUSec)
 		}
 		var notes []string
 		for _, p := range r.Phases {

@@ -195,6 +195,12 @@ func runPhase(ctx context.Context, cfg *config, f *fleet, pub *publisher, probe 
 	if s0.SlowCloses >= 0 && s1.SlowCloses >= 0 {
 		ph.HubSlowCloses = s1.SlowCloses - s0.SlowCloses
 	}
+	if s0.Writes >= 0 && s1.Writes >= 0 {
+		ph.HubWrites = s1.Writes - s0.Writes
+		if ph.HubWrites > 0 {
+			ph.DeliveriesPerWrite = float64(ph.Delivered) / float64(ph.HubWrites)
+		}
+	}
 	ph.Latency = latencyResult{
 		Samples: int64(f.lat.Count()),
 		P50Ms:   ms(f.lat.Quantile(0.50)),
