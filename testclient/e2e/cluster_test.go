@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -30,27 +28,12 @@ func TestOfficialClientCluster(t *testing.T) {
 	a := startClusterNode(t, ctx, redis.URL(), "A")
 	b := startClusterNode(t, ctx, redis.URL(), "B")
 
-	args := []string{"--test", "--test-reporter=spec", "--test-concurrency=1", "--test-timeout=60000"}
-	if p := os.Getenv("NOTIFYHUB_E2E_PATTERN"); p != "" {
-		args = append(args, "--test-name-pattern="+p)
-	}
-	cmd := exec.CommandContext(ctx, node, append(args, "cluster.e2e.mjs")...)
-	cmd.Env = append(os.Environ(),
+	runNode(t, ctx, node, []string{"cluster.e2e.mjs"},
 		"NOTIFYHUB_URL="+a.HubURL(),
 		"NOTIFYHUB_INTERNAL_URL="+a.InternalURL(),
 		"NOTIFYHUB_CLUSTER_B_URL="+b.HubURL(),
 		"NOTIFYHUB_CLUSTER_B_INTERNAL_URL="+b.InternalURL(),
-		"NOTIFYHUB_JWT_SECRET="+jwtSecret,
 	)
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.CombinedOutput()
-	t.Logf("node --test output:\n%s", out)
-	switch {
-	case ctx.Err() != nil:
-		t.Fatalf("node --test did not finish in time: %v", ctx.Err())
-	case err != nil:
-		t.Fatalf("node --test failed: %v", err)
-	}
 }
 
 // startClusterNode starts a hub on the Redis at redisURL and waits until it

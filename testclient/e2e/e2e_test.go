@@ -44,16 +44,22 @@ func TestOfficialClient(t *testing.T) {
 	}
 	srv := startHub(t, ctx)
 
+	runNode(t, ctx, node, files,
+		"NOTIFYHUB_URL="+srv.HubURL(),
+		"NOTIFYHUB_INTERNAL_URL="+srv.InternalURL(),
+	)
+}
+
+// runNode runs node's test runner on files with env (and the hub's JWT
+// secret) and fails t if any test fails; node's report goes to the test log.
+func runNode(t *testing.T, ctx context.Context, node string, files []string, env ...string) {
+	t.Helper()
 	args := []string{"--test", "--test-reporter=spec", "--test-concurrency=1", "--test-timeout=60000"}
 	if p := os.Getenv("NOTIFYHUB_E2E_PATTERN"); p != "" { // run a subset while working on the suite
 		args = append(args, "--test-name-pattern="+p)
 	}
 	cmd := exec.CommandContext(ctx, node, append(args, files...)...)
-	cmd.Env = append(os.Environ(),
-		"NOTIFYHUB_URL="+srv.HubURL(),
-		"NOTIFYHUB_INTERNAL_URL="+srv.InternalURL(),
-		"NOTIFYHUB_JWT_SECRET="+jwtSecret,
-	)
+	cmd.Env = append(append(os.Environ(), "NOTIFYHUB_JWT_SECRET="+jwtSecret), env...)
 	// node --test runs each file in a child process that inherits the output
 	// pipes; do not wait forever for them once node itself has been killed.
 	cmd.WaitDelay = 10 * time.Second
