@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,17 +92,8 @@ func TestClientAuth(t *testing.T) {
 func TestNegotiatedConnectionBelongsToItsUser(t *testing.T) {
 	env := startHub(t)
 	// Negotiate as one user, then try to connect the WebSocket as another.
-	req, _ := http.NewRequest(http.MethodPost, env.hubURL()+"/negotiate?negotiateVersion=1", nil)
-	req.Header.Set("Authorization", "Bearer "+env.clientToken("t1"))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var neg struct{ ConnectionToken string }
-	if err := decodeJSON(resp, &neg); err != nil {
-		t.Fatal(err)
-	}
-	_, err = testclient.Dial(context.Background(), env.hubURL()+"?id="+neg.ConnectionToken,
+	id := env.negotiate(env.clientToken("t1"))
+	_, err := testclient.Dial(context.Background(), env.hubURL()+"?id="+id,
 		testclient.Options{Token: env.clientToken("t2"), SkipNegotiation: true})
 	var he *testclient.HTTPError
 	if !errors.As(err, &he) || he.StatusCode != 403 {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,3 +158,39 @@ func mustJSON(t *testing.T, v any) string {
 
 func jsonMarshal(v any) ([]byte, error)   { return json.Marshal(v) }
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// httpDo sends one request to the hub with token as its bearer and header
+// (name, value pairs); ctx bounds it. The caller closes the body.
+func (e *hubEnv) httpDo(ctx context.Context, method, url, token, body string, header ...string) *http.Response {
+	e.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return resp
+}
+
+// status sends one request and returns its status code.
+func (e *hubEnv) status(method, url, token, body string) int {
+	e.t.Helper()
+	resp := e.httpDo(context.Background(), method, url, token, body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// negotiate negotiates a connection as token's user and returns its
+// connection token.
+func (e *hubEnv) negotiate(token string) string {
+	e.t.Helper()
+	resp := e.httpDo(context.Background(), http.MethodPost, e.hubURL()+"/negotiate?negotiateVersion=1", token, "")
+	var neg struct{ ConnectionToken string }
+	if err := decodeJSON(resp, &neg); err != nil {
+		e.t.Fatal(err)
+	}
+	return neg.ConnectionToken
+}

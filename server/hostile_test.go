@@ -291,27 +291,8 @@ func metricValue(t *testing.T, env *hubEnv, series string) float64 {
 func TestLimitCountsConnectionsNotRequests(t *testing.T) {
 	env := startHub(t, func(c *server.Config) { c.MaxConnectionsPerUser = 1 })
 	tok := env.clientToken("t1")
-	do := func(method, url, body string) int {
-		req, _ := http.NewRequest(method, url, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	req, _ := http.NewRequest(http.MethodPost, env.hubURL()+"/negotiate?negotiateVersion=1", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var neg struct{ ConnectionToken string }
-	if err := decodeJSON(resp, &neg); err != nil {
-		t.Fatal(err)
-	}
-	conn := env.hubURL() + "?id=" + neg.ConnectionToken
+	do := func(method, url, body string) int { return env.status(method, url, tok, body) }
+	conn := env.hubURL() + "?id=" + env.negotiate(tok)
 	if s := do(http.MethodGet, conn, ""); s != 200 {
 		t.Fatalf("first poll: %d", s)
 	}
@@ -339,20 +320,8 @@ func TestDrainingRefusesNewConnections(t *testing.T) {
 	tok := env.clientToken("t1")
 	// A long-polling client that stopped polling holds the drain open until
 	// the deadline, which leaves time to look at the node while it drains.
-	req, _ := http.NewRequest(http.MethodPost, env.hubURL()+"/negotiate?negotiateVersion=1", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var neg struct{ ConnectionToken string }
-	if err := decodeJSON(resp, &neg); err != nil {
-		t.Fatal(err)
-	}
-	poll, _ := http.NewRequest(http.MethodGet, env.hubURL()+"?id="+neg.ConnectionToken, nil)
-	poll.Header.Set("Authorization", "Bearer "+tok)
-	if resp, err := http.DefaultClient.Do(poll); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("first poll: %v %v", err, resp)
+	if s := env.status(http.MethodGet, env.hubURL()+"?id="+env.negotiate(tok), tok, ""); s != 200 {
+		t.Fatalf("first poll: %d", s)
 	}
 	ws := env.dial("t1", testclient.Options{})
 
@@ -368,7 +337,7 @@ func TestDrainingRefusesNewConnections(t *testing.T) {
 	if status, body := env.readyz(); status != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
 		t.Fatalf("/readyz while draining: %d %s", status, body)
 	}
-	_, err = testclient.Dial(context.Background(), env.hubURL(), testclient.Options{Token: tok})
+	_, err := testclient.Dial(context.Background(), env.hubURL(), testclient.Options{Token: tok})
 	var he *testclient.HTTPError
 	if !errors.As(err, &he) || he.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("a new connection while draining: %v, want 503", err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,44 +21,25 @@ type httpConn struct {
 	close func() // ends the SSE stream (nil for long polling)
 }
 
-func (e *hubEnv) httpDo(method, url, token, body string, ctx context.Context, header ...string) *http.Response {
-	e.t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+token)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, url, err)
-	}
-	return resp
-}
-
 // openHTTPConn negotiates, starts the transport, handshakes and subscribes.
 func (e *hubEnv) openHTTPConn(transport string) *httpConn {
 	e.t.Helper()
 	c := &httpConn{t: e.t, env: e, tok: e.clientToken("vanish")}
-	resp := e.httpDo(http.MethodPost, e.hubURL()+"/negotiate?negotiateVersion=1", c.tok, "", context.Background())
-	var neg struct{ ConnectionToken string }
-	if err := decodeJSON(resp, &neg); err != nil {
-		e.t.Fatal(err)
-	}
-	c.id = neg.ConnectionToken
+	c.id = e.negotiate(c.tok)
 	url := e.hubURL() + "?id=" + c.id
 	switch transport {
 	case "LongPolling":
-		resp := e.httpDo(http.MethodGet, url, c.tok, "", context.Background())
+		resp := e.httpDo(context.Background(), http.MethodGet, url, c.tok, "")
 		resp.Body.Close()
 	case "ServerSentEvents":
 		ctx, cancel := context.WithCancel(context.Background())
-		resp := e.httpDo(http.MethodGet, url, c.tok, "", ctx, "Accept", "text/event-stream")
+		resp := e.httpDo(ctx, http.MethodGet, url, c.tok, "", "Accept", "text/event-stream")
 		c.close = func() { cancel(); resp.Body.Close() }
 		go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(resp.Body)) }()
 	}
 	send := "{\"protocol\":\"json\",\"version\":1}\x1e" +
 		"{\"type\":1,\"invocationId\":\"1\",\"target\":\"Subscribe\",\"arguments\":[{\"e\":\"portos.licence.activated\"}]}\x1e"
-	resp = e.httpDo(http.MethodPost, url, c.tok, send, context.Background())
+	resp := e.httpDo(context.Background(), http.MethodPost, url, c.tok, send)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		e.t.Fatalf("send: %d", resp.StatusCode)
@@ -94,7 +74,7 @@ func TestVanishedHTTPClientsAreReaped(t *testing.T) {
 			metricValue(t, env, `notifyhub_connections{protocol="json",transport="ServerSentEvents"}`) == 0
 	})
 	// A poll for a reaped connection is told it is over.
-	resp := env.httpDo(http.MethodGet, env.hubURL()+"?id="+conns[0].id, conns[0].tok, "", context.Background())
+	resp := env.httpDo(context.Background(), http.MethodGet, env.hubURL()+"?id="+conns[0].id, conns[0].tok, "")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("poll of a reaped connection: %d, want 204 or 404", resp.StatusCode)
