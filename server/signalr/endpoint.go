@@ -174,9 +174,6 @@ func NewEndpoint(opts Options) (*Endpoint, error) {
 	return e, nil
 }
 
-// Options returns the endpoint's options with defaults filled in.
-func (e *Endpoint) Options() Options { return e.opts }
-
 func (e *Endpoint) protocol(name string) Protocol {
 	for _, p := range e.opts.Protocols {
 		if p.Name() == name {

@@ -47,7 +47,7 @@ func nextBinaryRecord(buf []byte, maxSize int) (record []byte, n int, err error)
 	return buf[i:end], end, nil
 }
 
-// varintLen is the number of bytes appendVarint writes for n.
+// varintLen is the number of bytes putVarint writes for n.
 func varintLen(n int) int {
 	k := 1
 	for n >= 0x80 {
@@ -55,16 +55,6 @@ func varintLen(n int) int {
 		k++
 	}
 	return k
-}
-
-// appendVarint appends the binary framing's length prefix for a message of
-// n bytes (0 <= n <= 2^31-1).
-func appendVarint(dst []byte, n int) []byte {
-	for n >= 0x80 {
-		dst = append(dst, byte(n)|0x80)
-		n >>= 7
-	}
-	return append(dst, byte(n))
 }
 
 // putVarint writes the prefix for n into b, which must hold varintLen(n) bytes.

@@ -207,3 +207,12 @@ func FuzzBinaryFraming(f *testing.F) {
 		}
 	})
 }
+
+// appendVarint appends the length prefix for n the way AppendMessage writes
+// it (putVarint), for building test input.
+func appendVarint(dst []byte, n int) []byte {
+	k := varintLen(n)
+	dst = append(dst, make([]byte, k)...)
+	putVarint(dst[len(dst)-k:], n)
+	return dst
+}
