@@ -26,11 +26,12 @@ func (e *hubEnv) streamToken(tenant, user string, roles map[string]any) string {
 	return tok
 }
 
+// sample connects as the Salto and Clay samples do: skipNegotiation, JSON.
+var sample = testclient.Options{SkipNegotiation: true}
+
+// dialStream connects to a stream endpoint and listens for ReceiveMessage.
 func (e *hubEnv) dialStream(path, token string, opts testclient.Options) (*testclient.Client, error) {
 	opts.Token, opts.Method = token, "ReceiveMessage"
-	if opts.Protocol == nil {
-		opts.SkipNegotiation = true // as the Salto and Clay samples connect
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, err := testclient.Dial(ctx, e.srv.HubURL()+path, opts)
@@ -88,13 +89,13 @@ func TestStreamEndpoints(t *testing.T) {
 		}
 		return c
 	}
-	siteEntries := mustDial("/v1/hub/entries?site_id=s1", admin, testclient.Options{})
+	siteEntries := mustDial("/v1/hub/entries?site_id=s1", admin, sample)
 	superEntries := mustDial("/v1/hub/entries?site_id=s1", superUser, testclient.Options{Protocol: signalr.MessagePackProtocol{}})
-	aliceEntries := mustDial("/v1/hub/entries?site_id=s1&user_id=alice", alice, testclient.Options{})
-	siteIncidents := mustDial("/v1/hub/incidents?site_id=s1", admin, testclient.Options{})
-	clayAll := mustDial("/hub/entry", env.clientToken("t1"), testclient.Options{})
-	clayS2 := mustDial("/hub/entry?collectionId=s2", env.clientToken("t1"), testclient.Options{})
-	foreign := mustDial("/v1/hub/entries?site_id=s1", otherTenant, testclient.Options{})
+	aliceEntries := mustDial("/v1/hub/entries?site_id=s1&user_id=alice", alice, sample)
+	siteIncidents := mustDial("/v1/hub/incidents?site_id=s1", admin, sample)
+	clayAll := mustDial("/hub/entry", env.clientToken("t1"), sample)
+	clayS2 := mustDial("/hub/entry?collectionId=s2", env.clientToken("t1"), sample)
+	foreign := mustDial("/v1/hub/entries?site_id=s1", otherTenant, sample)
 
 	env.publish("t1", []any{
 		entry(server.EventAccessEntry, "s1-alice", "s1", "alice"),
@@ -159,31 +160,27 @@ func TestStreamAuthorization(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, skip := range []bool{true, false} {
-			opts := testclient.Options{SkipNegotiation: skip}
-			if !skip {
-				opts.Protocol = signalr.JSONProtocol{}
-			}
-			_, err := env.dialStream(tt.path, tt.token, opts)
+			_, err := env.dialStream(tt.path, tt.token, testclient.Options{SkipNegotiation: skip})
 			var he *testclient.HTTPError
 			if !errors.As(err, &he) || he.StatusCode != tt.status {
 				t.Errorf("%s (skipNegotiation=%v): %v, want HTTP %d", tt.name, skip, err, tt.status)
 			}
 		}
 	}
-	if _, err := env.dialStream("/v1/hub/entries?site_id=s1&user_id=alice", alice, testclient.Options{}); err != nil {
+	if _, err := env.dialStream("/v1/hub/entries?site_id=s1&user_id=alice", alice, sample); err != nil {
 		t.Errorf("site user on own stream: %v", err)
 	}
-	if _, err := env.dialStream("/v1/hub/entries?site_id=s1&user_id=alice", admin, testclient.Options{}); err != nil {
+	if _, err := env.dialStream("/v1/hub/entries?site_id=s1&user_id=alice", admin, sample); err != nil {
 		t.Errorf("admin on a user stream: %v", err)
 	}
 }
 
 func TestStreamsCanBeSwitchedOff(t *testing.T) {
 	env := startHub(t, func(c *server.Config) { c.Streams = []string{"clay-entry"} })
-	if _, err := env.dialStream("/hub/entry", env.clientToken("t1"), testclient.Options{}); err != nil {
+	if _, err := env.dialStream("/hub/entry", env.clientToken("t1"), sample); err != nil {
 		t.Fatalf("enabled stream: %v", err)
 	}
-	_, err := env.dialStream("/v1/hub/entries?site_id=s1", env.streamToken("t1", "a", map[string]any{"s1": "site_admin"}), testclient.Options{})
+	_, err := env.dialStream("/v1/hub/entries?site_id=s1", env.streamToken("t1", "a", map[string]any{"s1": "site_admin"}), sample)
 	var he *testclient.HTTPError
 	if !errors.As(err, &he) || he.StatusCode != 404 {
 		t.Fatalf("disabled stream: %v, want 404", err)
