@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -137,3 +140,34 @@ func decodeJSON(resp *http.Response, v any) error {
 }
 
 var _ = payloads.ActionCreated
+
+// TestPublishOversizeBodyReadsAnswer is a publisher that writes its whole
+// oversized body before it reads: it must still read the 413, not a
+// connection reset because the hub closed with the body unread.
+func TestPublishOversizeBodyReadsAnswer(t *testing.T) {
+	env := startHub(t, func(c *server.Config) { c.MaxPublishBytes = 64 << 10 })
+	addr := strings.TrimPrefix(env.srv.InternalURL(), "http://")
+	body := `{"e":"portos.licence.activated","p":"` + strings.Repeat("x", 4<<20) + `"}`
+	for i := range 5 {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		req := fmt.Sprintf("POST /internal/v1/tenants/t1/notifications HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			env.pub.Token, len(body), body)
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatalf("request %d: write: %v", i, err)
+		}
+		time.Sleep(50 * time.Millisecond) // the hub's answer and close arrive before the read
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("request %d: read the answer: %v", i, err)
+		}
+		var e struct{ Error string }
+		if err := json.NewDecoder(res.Body).Decode(&e); err != nil || res.StatusCode != 413 || e.Error == "" {
+			t.Fatalf("request %d: got %d %q (%v), want 413 with an error", i, res.StatusCode, e.Error, err)
+		}
+	}
+}

@@ -191,6 +191,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.store.Close()
 		return nil, fmt.Errorf("listen on HUB_INTERNAL_ADDR %s: %w", cfg.InternalAddr, err)
 	}
+	s.internalLn = lingerListener{s.internalLn}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.goRun(func() {
