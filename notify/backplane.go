@@ -15,9 +15,12 @@ type Backplane interface {
 	// Publish accepts notifications of tenant for delivery on every node. An
 	// error means they may not reach every node and the publisher must be told.
 	Publish(ctx context.Context, tenant string, ns []payloads.Notification) error
-	// Run calls deliver with every batch published on any node, in the order
-	// each publisher's batches were accepted, until ctx ends.
-	Run(ctx context.Context, deliver func(tenant string, ns []payloads.Notification)) error
+	// Start registers deliver, which from then on is called with every batch
+	// published on any node, in the order each publisher's batches were
+	// accepted, until ctx ends. Publish works from when Start returns: the
+	// backplane's own work runs in the background, and stopped is closed
+	// once it has ended and released what it holds.
+	Start(ctx context.Context, deliver func(tenant string, ns []payloads.Notification)) (stopped <-chan struct{}, err error)
 	// Ready returns nil when publishes reach every node.
 	Ready() error
 }
@@ -26,13 +29,13 @@ type Backplane interface {
 // Publish returns, the notifications are in the recipients' queues.
 type MemoryBackplane struct {
 	mu      sync.RWMutex
-	deliver func(string, []payloads.Notification) // set while Run runs
+	deliver func(string, []payloads.Notification) // set while started
 }
 
 // NewMemoryBackplane returns the single-node backplane.
 func NewMemoryBackplane() *MemoryBackplane { return &MemoryBackplane{} }
 
-// ErrNotRunning is returned by a publish before the hub runs or after it stopped.
+// ErrNotRunning is returned by a publish before the hub starts or after it stopped.
 var ErrNotRunning = errors.New("the hub is not running")
 
 // Publish implements Backplane.
@@ -46,16 +49,22 @@ func (b *MemoryBackplane) Publish(_ context.Context, tenant string, ns []payload
 	return nil
 }
 
-// Run implements Backplane.
-func (b *MemoryBackplane) Run(ctx context.Context, deliver func(string, []payloads.Notification)) error {
+// Start implements Backplane.
+func (b *MemoryBackplane) Start(ctx context.Context, deliver func(string, []payloads.Notification)) (<-chan struct{}, error) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.deliver != nil {
+		return nil, errors.New("memory backplane: already started")
+	}
 	b.deliver = deliver
-	b.mu.Unlock()
-	<-ctx.Done()
-	b.mu.Lock()
-	b.deliver = nil
-	b.mu.Unlock()
-	return nil
+	stopped := make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.deliver = nil
+		b.mu.Unlock()
+		close(stopped)
+	})
+	return stopped, nil
 }
 
 // Ready implements Backplane: one node is always reachable.

@@ -95,7 +95,7 @@ type RedisBackplane struct {
 	// that the subscriber connection that will bring it back stayed the same.
 	upSession atomic.Uint64
 	closed    chan struct{} // already closed: "do not wait"
-	// deliver is Run's deliver function while Run runs.
+	// deliver is Start's deliver function while the backplane runs.
 	deliver atomic.Pointer[func(string, []payloads.Notification)]
 
 	// mu orders what is written on the subscriber connection. Publish does
@@ -493,18 +493,25 @@ func (b *RedisBackplane) endLocked(s *redisSession, err error) {
 	}
 }
 
-// Run implements Backplane: it keeps a subscriber connection to Redis,
-// reconnecting with backoff, and delivers what it receives until ctx ends.
-// Then it closes the Redis client; a RedisBackplane runs once.
-func (b *RedisBackplane) Run(ctx context.Context, deliver func(string, []payloads.Notification)) error {
+// Start implements Backplane: in the background it keeps a subscriber
+// connection to Redis, reconnecting with backoff, and delivers what it
+// receives until ctx ends. Then it closes the Redis client; a RedisBackplane
+// starts once.
+func (b *RedisBackplane) Start(ctx context.Context, deliver func(string, []payloads.Notification)) (<-chan struct{}, error) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.running {
-		b.mu.Unlock()
-		return errors.New("redis backplane: Run called twice")
+		return nil, errors.New("redis backplane: already started")
 	}
 	b.running = true
 	b.deliver.Store(&deliver)
-	b.mu.Unlock()
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); b.run(ctx, deliver) }()
+	return stopped, nil
+}
+
+// run is the subscriber connection's loop, until ctx ends.
+func (b *RedisBackplane) run(ctx context.Context, deliver func(string, []payloads.Notification)) {
 	defer func() {
 		b.deliver.Store(nil)
 		b.mu.Lock()
@@ -525,7 +532,7 @@ func (b *RedisBackplane) Run(ctx context.Context, deliver func(string, []payload
 		wasUp, err := s.wasUp, s.err
 		b.mu.Unlock()
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if wasUp {
 			attempt, downSince = 0, time.Now()
@@ -540,7 +547,7 @@ func (b *RedisBackplane) Run(ctx context.Context, deliver func(string, []payload
 		attempt++
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-time.After(wait):
 		}
 		b.metrics.BackplaneReconnect()

@@ -93,18 +93,13 @@ func startNode(t *testing.T, url string, mutate ...func(*RedisOptions)) *node {
 	}
 	n.b = b
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Run(ctx, func(tenant string, ns []payloads.Notification) { n.got <- batch{tenant, ns} })
-	}()
-	for !b.isRunning() {
-		time.Sleep(time.Millisecond)
+	stopped, err := b.Start(ctx, func(tenant string, ns []payloads.Notification) { n.got <- batch{tenant, ns} })
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+		<-stopped
 	})
 	return n
 }
@@ -177,8 +172,6 @@ func (n *node) expectNothing() {
 	default:
 	}
 }
-
-func (b *RedisBackplane) isRunning() bool { return b.deliver.Load() != nil }
 
 func refsOf(ns []payloads.Notification) []string {
 	out := make([]string, len(ns))
@@ -481,7 +474,7 @@ func TestRedisBackplaneNotRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := b.Publish(context.Background(), "t", []payloads.Notification{note("x")}); !errors.Is(err, ErrNotRunning) {
-		t.Fatalf("Publish before Run: %v", err)
+		t.Fatalf("Publish before Start: %v", err)
 	}
 	if _, err := NewRedisBackplane(RedisOptions{URL: "http://nope"}); err == nil {
 		t.Fatal("accepted a non-redis URL")
@@ -559,9 +552,11 @@ func BenchmarkFirstSubscribe(b *testing.B) {
 	run := func(b *testing.B, bp Backplane) {
 		h := New(Options{Backplane: bp})
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = h.Run(ctx) }()
-		b.Cleanup(func() { cancel(); <-done })
+		stopped, err := h.Start(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cancel(); <-stopped })
 		if rb, ok := bp.(*RedisBackplane); ok {
 			for rb.Ready() != nil {
 				time.Sleep(time.Millisecond)

@@ -94,9 +94,15 @@ func New(opts Options) *Hub {
 	return h
 }
 
-// Run delivers what the backplane receives until ctx ends.
-func (h *Hub) Run(ctx context.Context) error {
-	return h.backplane.Run(ctx, h.Deliver)
+// Start makes the hub take publishes and deliver what the backplane
+// receives, from when it returns until ctx ends; stopped is closed once the
+// backplane has stopped.
+func (h *Hub) Start(ctx context.Context) (stopped <-chan struct{}, err error) {
+	stopped, err = h.backplane.Start(ctx, h.Deliver)
+	if err != nil {
+		return nil, fmt.Errorf("start the backplane: %w", err)
+	}
+	return stopped, nil
 }
 
 // Ready reports whether publishes reach every node (see Backplane.Ready).

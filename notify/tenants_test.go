@@ -109,7 +109,9 @@ func TestTenantRouterHookConcurrent(t *testing.T) {
 	h := New(Options{Backplane: r})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go h.Run(ctx)
+	if _, err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	ev := payloads.Filter{Event: payloads.EventLicenceActivated}
 	var wg sync.WaitGroup
 	for g := range 16 {

@@ -194,11 +194,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.internalLn = lingerListener{s.internalLn}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.goRun(func() {
-		if err := s.core.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("backplane stopped", "err", err)
-		}
-	})
+	// The hub takes publishes before either listener serves a request.
+	stopped, err := s.core.Start(runCtx)
+	if err != nil {
+		cancel()
+		s.publicLn.Close()
+		s.internalLn.Close()
+		s.store.Close()
+		return nil, err
+	}
+	s.goRun(func() { <-stopped })
 	for _, e := range s.endpoints {
 		s.goRun(func() { e.Run(runCtx) })
 	}
