@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -26,23 +27,30 @@ func (l lingerListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		return lingerConn{tc}, nil
+		return &lingerConn{TCPConn: tc}, nil
 	}
 	return c, nil
 }
 
-type lingerConn struct{ *net.TCPConn }
+type lingerConn struct {
+	*net.TCPConn
+	once sync.Once
+}
 
 // Close sends FIN after what was written, and closes for good once the peer
-// has closed too, or after lingerTimeout or lingerBytes.
-func (c lingerConn) Close() error {
-	if err := c.CloseWrite(); err != nil {
-		return c.TCPConn.Close()
-	}
-	go func() {
-		_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
-		_, _ = io.CopyN(io.Discard, c.TCPConn, lingerBytes)
-		_ = c.TCPConn.Close()
-	}()
-	return nil
+// has closed too, or after lingerTimeout or lingerBytes. Only the first call
+// does anything.
+func (c *lingerConn) Close() (err error) {
+	c.once.Do(func() {
+		if err = c.CloseWrite(); err != nil {
+			err = c.TCPConn.Close()
+			return
+		}
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(lingerTimeout))
+			_, _ = io.CopyN(io.Discard, c.TCPConn, lingerBytes)
+			_ = c.TCPConn.Close()
+		}()
+	})
+	return err
 }
