@@ -136,6 +136,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.public = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler,
+		// Strings from the request (query, params, headers) outlive it: they
+		// become connection filters and index keys. Without Immutable they
+		// would alias fasthttp's buffers, which the next request reuses.
+		Immutable: true,
 		ReadBufferSize:        16 << 10, // room for a JWT in the query string
 		// fasthttp hands a hijacked (WebSocket) connection its request reader,
 		// which then lives as long as the socket: 16 KiB per connection. With
@@ -162,6 +166,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.internal = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ErrorHandler:          errorHandler,
+		Immutable:             true, // as on the public listener: tenant ids outlive requests
 		BodyLimit:             cfg.MaxPublishBytes,
 	})
 	s.mountInternal(s.internal)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +188,47 @@ func TestStreamsCanBeSwitchedOff(t *testing.T) {
 	if !errors.As(err, &he) || he.StatusCode != 404 {
 		t.Fatalf("disabled stream: %v, want 404", err)
 	}
+}
+
+// TestStreamFilterOutlivesRequests: a negotiated stream connection keeps the
+// site its negotiate named, however many requests the hub serves after it on
+// the same keep-alive connections (fasthttp reuses request buffers; the
+// filter must not alias them). Long polling, because its requests end.
+func TestStreamFilterOutlivesRequests(t *testing.T) {
+	env := startHub(t, func(c *server.Config) { c.PollTimeout = 200 * time.Millisecond })
+	tok := env.clientToken("t1")
+	negotiate := func(site string) string {
+		resp := env.httpDo(context.Background(), http.MethodPost, env.srv.HubURL()+"/hub/entry/negotiate?negotiateVersion=1&collectionId="+site, tok, "")
+		var neg struct{ ConnectionToken string }
+		if err := decodeJSON(resp, &neg); err != nil {
+			t.Fatal(err)
+		}
+		return neg.ConnectionToken
+	}
+	id := negotiate("AAAA")
+	for range 50 {
+		negotiate("BBBB")
+	}
+	url := env.srv.HubURL() + "/hub/entry?collectionId=AAAA&id=" + id
+	env.httpDo(context.Background(), http.MethodGet, url, tok, "").Body.Close() // the first poll starts the transport
+	if code := env.status(http.MethodPost, url, tok, "{\"protocol\":\"json\",\"version\":1}\x1e"); code != 200 {
+		t.Fatalf("handshake: %d", code)
+	}
+	for range 50 {
+		negotiate("BBBB")
+	}
+	env.publish("t1", []any{entry(server.EventAccessEntry, "b", "BBBB"), entry(server.EventAccessEntry, "a", "AAAA")})
+	var got string
+	for range 5 {
+		resp := env.httpDo(context.Background(), http.MethodGet, url, tok, "")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got += string(b); strings.Contains(got, `\"r\":\"a\"`) {
+			break
+		}
+	}
+	if !strings.Contains(got, `\"r\":\"a\"`) || strings.Contains(got, `\"r\":\"b\"`) {
+		t.Fatalf("received %q; want the entry of its own site (a) only", got)
+	}
+	env.httpDo(context.Background(), http.MethodDelete, url, tok, "").Body.Close()
 }
