@@ -139,8 +139,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		// Strings from the request (query, params, headers) outlive it: they
 		// become connection filters and index keys. Without Immutable they
 		// would alias fasthttp's buffers, which the next request reuses.
-		Immutable: true,
-		ReadBufferSize:        16 << 10, // room for a JWT in the query string
+		Immutable:      true,
+		ReadBufferSize: 16 << 10, // room for a JWT in the query string
 		// fasthttp hands a hijacked (WebSocket) connection its request reader,
 		// which then lives as long as the socket: 16 KiB per connection. With
 		// ReduceMemoryUsage it returns the reader to its pool once a request
