@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"notifyhub/payloads"
 	"notifyhub/server/signalr"
@@ -65,6 +64,7 @@ func parseChannel(s string) (channel, error) {
 // subscription tokens.
 type channels struct {
 	catalogue *payloads.Catalogue
+	gate      eventGate
 	event     string // HUB_CHANNEL_EVENT
 	tokens    *hubTokens
 	scopes    []scopeChannel // HUB_CHANNEL_SCOPES, in order
@@ -73,15 +73,23 @@ type channels struct {
 // scopeChannel grants the channel name to the tokens that hold scope.
 type scopeChannel struct{ scope, name string }
 
-func newChannels(cat *payloads.Catalogue, event string, scopes []string, tokens *hubTokens) (*channels, error) {
+func newChannels(cat *payloads.Catalogue, gate eventGate, event string, scopes []string, tokens *hubTokens) (*channels, error) {
 	if !cat.IsResourceEvent(event) {
 		return nil, fmt.Errorf("HUB_CHANNEL_EVENT %q is not one of HUB_RESOURCE_EVENTS", event)
 	}
-	cs := &channels{catalogue: cat, event: event, tokens: tokens}
+	if err := gate.check(event); err != nil {
+		return nil, fmt.Errorf("HUB_CHANNEL_EVENT: %w", err)
+	}
+	cs := &channels{catalogue: cat, gate: gate, event: event, tokens: tokens}
 	for _, pair := range scopes {
 		scope, name, ok := strings.Cut(pair, "=")
 		if !ok || scope == "" || !validTenant(name) || strings.ContainsAny(name, ":#") {
 			return nil, fmt.Errorf("HUB_CHANNEL_SCOPES: %q: want scope=channel-name, e.g. shipments.read=shipments", pair)
+		}
+		if cat.Known(name) {
+			if err := gate.check(name); err != nil {
+				return nil, fmt.Errorf("HUB_CHANNEL_SCOPES: %q: %w", pair, err)
+			}
 		}
 		cs.scopes = append(cs.scopes, scopeChannel{scope, name})
 	}
@@ -115,12 +123,24 @@ func (cs *channels) connectFilters(p *Principal) ([]payloads.Filter, error) {
 	var fs []payloads.Filter
 	for _, name := range p.Channels {
 		ch, err := parseChannel(name)
-		if err != nil || ch.Tenant != p.Tenant || (ch.Private() && ch.User != p.Subject) {
+		if err != nil || cs.gated(ch) != nil || ch.Tenant != p.Tenant || (ch.Private() && ch.User != p.Subject) {
 			return nil, forbidden("the connection token names a channel it may not join")
 		}
 		fs = append(fs, cs.filter(ch))
 	}
 	return fs, nil
+}
+
+// gated refuses (403) a channel that names a gated event (see eventGate):
+// a channel would be a way around the site roles.
+func (cs *channels) gated(c channel) error {
+	if !cs.catalogue.Known(c.Name) {
+		return nil
+	}
+	if err := cs.gate.check(c.Name); err != nil {
+		return forbidden("channel %q: %v", c.String(), err)
+	}
+	return nil
 }
 
 // filter returns the subscription a channel stands for.
@@ -153,10 +173,6 @@ func (h *mainHub) invokeChannel(c *signalr.Conn, name string, args []any) (any, 
 		return fmt.Errorf("Failed to invoke '%s': %s", name, fmt.Sprintf(format, a...))
 	}
 	cl := c.UserData.(*client)
-	if !cl.rate.allow(time.Now(), h.rate, h.burst) {
-		h.rejected("rate_limited")
-		return nil, fail("rate limit exceeded (at most %g invocations per second).", h.rate)
-	}
 	maxArgs := 1
 	if subscribe {
 		maxArgs = 2
@@ -182,6 +198,9 @@ func (h *mainHub) invokeChannel(c *signalr.Conn, name string, args []any) (any, 
 	ch, err := parseChannel(name0)
 	if err != nil {
 		return nil, fail("%v", err)
+	}
+	if err := h.channels.gated(ch); err != nil {
+		return nil, fail("%v.", err)
 	}
 	if ch.Tenant != cl.Tenant() {
 		return nil, fail("channel %q belongs to another tenant than the connection's.", ch.String())

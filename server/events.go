@@ -141,6 +141,9 @@ func (s *Server) subscriptionToken(c *fiber.Ctx) error {
 	if err := authorizeChannel(p, ch, s.cfg.AdminScope); err != nil {
 		return s.eventsFailed(c, err)
 	}
+	if err := s.channels.gated(ch); err != nil {
+		return s.eventsFailed(c, err)
+	}
 	if err := s.checkProvisioned(c.UserContext(), p.Tenant, fiber.StatusForbidden); err != nil {
 		return s.eventsFailed(c, err)
 	}

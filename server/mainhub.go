@@ -22,6 +22,7 @@ const (
 type mainHub struct {
 	*clients
 	catalogue *payloads.Catalogue
+	gate      eventGate
 	channels  *channels
 	rate      float64 // invocations per second per connection; 0: unlimited
 	burst     int
@@ -36,6 +37,12 @@ func (h *mainHub) OnDisconnected(c *signalr.Conn) { h.detach(c) }
 // Invoke implements signalr.Handler. Method names match case-insensitively,
 // as in ASP.NET Core.
 func (h *mainHub) Invoke(c *signalr.Conn, target string, args []any) (any, error) {
+	// Every invocation counts, known or not: each one costs a Completion.
+	cl := c.UserData.(*client)
+	if !cl.rate.allow(time.Now(), h.rate, h.burst) {
+		h.rejected("rate_limited")
+		return nil, fmt.Errorf("Failed to invoke '%s': rate limit exceeded (at most %g invocations per second).", target, h.rate)
+	}
 	var subscribe bool
 	switch {
 	case strings.EqualFold(target, methodSubscribe):
@@ -52,11 +59,6 @@ func (h *mainHub) Invoke(c *signalr.Conn, target string, args []any) (any, error
 	if subscribe {
 		name = methodSubscribe
 	}
-	cl := c.UserData.(*client)
-	if !cl.rate.allow(time.Now(), h.rate, h.burst) {
-		h.rejected("rate_limited")
-		return nil, fmt.Errorf("Failed to invoke '%s': rate limit exceeded (at most %g invocations per second).", name, h.rate)
-	}
 	if len(args) != 1 {
 		return nil, fmt.Errorf("Failed to invoke '%s': it takes 1 argument (the subscription request), got %d.", name, len(args))
 	}
@@ -72,6 +74,12 @@ func (h *mainHub) Invoke(c *signalr.Conn, target string, args []any) (any, error
 	f, err := h.catalogue.Filter(&req)
 	if err != nil {
 		return nil, fmt.Errorf("Failed to invoke '%s': %v", name, err)
+	}
+	if subscribe {
+		if err := h.gate.check(f.Event); err != nil {
+			h.rejected("gated_event")
+			return nil, fmt.Errorf("Failed to invoke '%s': %v.", name, err)
+		}
 	}
 	if !subscribe {
 		h.core.Unsubscribe(cl, f)

@@ -80,8 +80,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	streams, err := streamsFromConfig(cfg, cat)
+	if err != nil {
+		return nil, err
+	}
+	gate, err := newEventGate(streams)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, log: log, verifier: verifier, catalogue: cat, tokens: tokens, tenants: newTenantConns()}
-	if s.channels, err = newChannels(cat, cfg.ChannelEvent, cfg.ChannelScopes, tokens); err != nil {
+	if s.channels, err = newChannels(cat, gate, cfg.ChannelEvent, cfg.ChannelScopes, tokens); err != nil {
 		return nil, err
 	}
 	s.metrics = m
@@ -93,10 +101,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	m.watchIndex(s.core.Stats)
 
 	protocols := []signalr.Protocol{signalr.JSONProtocol{}, signalr.MessagePackProtocol{}}
-	streams, err := streamsFromConfig(cfg, cat)
-	if err != nil {
-		return nil, err
-	}
 	methods := map[string]argShape{clientOnEvent: argObject}
 	for _, st := range streams {
 		methods[st.Method] = st.shape()
@@ -110,7 +114,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		rejected:    m.Rejected,
 		log:         log,
 	}
-	hub := &mainHub{clients: shared, catalogue: cat, channels: s.channels, rate: cfg.InvocationRate, burst: cfg.InvocationBurst}
+	hub := &mainHub{clients: shared, catalogue: cat, gate: gate, channels: s.channels, rate: cfg.InvocationRate, burst: cfg.InvocationBurst}
 	main, err := s.newEndpoint(protocols, hub, shared, cfg.ClientScope, nil)
 	if err != nil {
 		return nil, err

@@ -45,8 +45,10 @@ func BuiltinStreams() []StreamEndpoint {
 		return StreamEndpoint{Name: name, Path: path, Events: []string{event}, SiteParam: "site_id", SiteRequired: true,
 			UserParam: "user_id", Scope: "user_api.full_access", SiteRoles: true}
 	}
+	// Clay carries the same events, so it checks the same roles (see
+	// eventGate); its "all collections" stream needs them at every site.
 	clay := func(name, path, event string) StreamEndpoint {
-		return StreamEndpoint{Name: name, Path: path, Events: []string{event}, SiteParam: "collectionId"}
+		return StreamEndpoint{Name: name, Path: path, Events: []string{event}, SiteParam: "collectionId", SiteRoles: true}
 	}
 	return []StreamEndpoint{
 		salto("salto-entries", "/v1/hub/entries", EventAccessEntry),
@@ -131,6 +133,46 @@ const (
 	RoleSiteUser      = "site_user"
 )
 
+// AllSites is the site-roles key whose roles hold at every site of the
+// tenant; a stream of all sites needs site_admin or site_super_user there.
+const AllSites = "*"
+
+// eventGate keeps events that stream endpoints serve by site role from
+// being received any other way: a Subscribe, channel or role-less stream
+// that named the event tenant-wide would hand every site's entries to
+// anyone with the client scope. It maps each gated event to the paths that
+// serve it.
+type eventGate map[string][]string
+
+// newEventGate gates the events of the endpoints that check site roles, and
+// refuses a configuration in which another endpoint serves one without.
+func newEventGate(streams []StreamEndpoint) (eventGate, error) {
+	g := eventGate{}
+	for _, s := range streams {
+		if s.SiteRoles {
+			for _, e := range s.Events {
+				g[e] = append(g[e], s.Path)
+			}
+		}
+	}
+	for _, s := range streams {
+		for _, e := range s.Events {
+			if paths, gated := g[e]; gated && !s.SiteRoles {
+				return nil, fmt.Errorf("stream endpoint %q serves %q without site roles, which %s check: set siteRoles", s.Name, e, strings.Join(paths, ", "))
+			}
+		}
+	}
+	return g, nil
+}
+
+// check refuses a subscription to event outside its stream endpoints.
+func (g eventGate) check(event string) error {
+	if paths, gated := g[event]; gated {
+		return fmt.Errorf("event %q is served only by %s, which check the caller's site roles", event, strings.Join(paths, ", "))
+	}
+	return nil
+}
+
 // authorize checks a connect request against the endpoint's rules and returns
 // the filters the connection is subscribed to. Errors carry 400 or 403.
 func (s *StreamEndpoint) authorize(c *fiber.Ctx, p *Principal) ([]payloads.Filter, error) {
@@ -144,17 +186,26 @@ func (s *StreamEndpoint) authorize(c *fiber.Ctx, p *Principal) ([]payloads.Filte
 	if s.UserParam != "" {
 		user = c.Query(s.UserParam)
 	}
+	if site == AllSites {
+		return nil, &authError{http.StatusBadRequest, fmt.Sprintf("the %s query parameter names one site; leave it out for all", s.SiteParam)}
+	}
 	for name, v := range map[string]string{s.SiteParam: site, s.UserParam: user} {
 		if v != "" && !validTenant(v) {
 			return nil, &authError{http.StatusBadRequest, fmt.Sprintf("the %s query parameter must be 1-128 printable characters", name)}
 		}
 	}
 	if s.SiteRoles {
-		roles := p.SiteRoles[site]
+		roles := p.SiteRoles[AllSites]
+		if site != "" {
+			roles = slices.Concat(p.SiteRoles[site], roles)
+		}
 		full := slices.Contains(roles, RoleSiteAdmin) || slices.Contains(roles, RoleSiteSuperUser)
 		own := user != "" && user == p.Subject && slices.Contains(roles, RoleSiteUser)
 		if !full && !own {
-			if user == "" {
+			switch {
+			case site == "" && user == "":
+				return nil, forbidden("the stream of all sites needs the site_admin or site_super_user role at every site (%q in the site roles)", AllSites)
+			case user == "":
 				return nil, forbidden("the site stream of %q needs the site_admin or site_super_user role at that site", site)
 			}
 			return nil, forbidden("the user stream of %q at site %q needs the site_admin or site_super_user role, or site_user as that user", user, site)

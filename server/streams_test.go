@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,8 +99,8 @@ func TestStreamEndpoints(t *testing.T) {
 	superEntries := mustDial("/v1/hub/entries?site_id=s1", superUser, testclient.Options{Protocol: signalr.MessagePackProtocol{}})
 	aliceEntries := mustDial("/v1/hub/entries?site_id=s1&user_id=alice", alice, sample)
 	siteIncidents := mustDial("/v1/hub/incidents?site_id=s1", admin, sample)
-	clayAll := mustDial("/hub/entry", env.clientToken("t1"), sample)
-	clayS2 := mustDial("/hub/entry?collectionId=s2", env.clientToken("t1"), sample)
+	clayAll := mustDial("/hub/entry", env.streamToken("t1", "ops", map[string]any{server.AllSites: "site_super_user"}), sample)
+	clayS2 := mustDial("/hub/entry?collectionId=s2", env.streamToken("t1", "s2admin", map[string]any{"s2": "site_admin"}), sample)
 	foreign := mustDial("/v1/hub/entries?site_id=s1", otherTenant, sample)
 
 	env.publish("t1", []any{
@@ -160,6 +163,10 @@ func TestStreamAuthorization(t *testing.T) {
 		{"token without the Salto scope", "/v1/hub/entries?site_id=s1", noScope, 403},
 		{"no token", "/v1/hub/entries?site_id=s1", "", 401},
 		{"garbage token", "/hub/entry", "x.y.z", 401},
+		{"clay: all collections without the all-sites role", "/hub/entry", admin, 403},
+		{"clay: a collection as its site user", "/hub/incident?collectionId=s1", alice, 403},
+		{"clay: another site's collection", "/hub/entry?collectionId=s2", admin, 403},
+		{"clay: a collection named *", "/hub/entry?collectionId=*", admin, 400},
 	}
 	for _, tt := range tests {
 		for _, skip := range []bool{true, false} {
@@ -176,11 +183,65 @@ func TestStreamAuthorization(t *testing.T) {
 	if _, err := env.dialStream("/v1/hub/entries?site_id=s1&user_id=alice", admin, sample); err != nil {
 		t.Errorf("admin on a user stream: %v", err)
 	}
+	everywhere := env.streamToken("t1", "ops", map[string]any{server.AllSites: "site_super_user"})
+	for _, path := range []string{"/v1/hub/entries?site_id=s9", "/hub/entry", "/hub/incident?collectionId=s1"} {
+		if _, err := env.dialStream(path, everywhere, sample); err != nil {
+			t.Errorf("super user of every site on %s: %v", path, err)
+		}
+	}
+}
+
+// TestGatedEvents: the events the stream endpoints serve by site role cannot
+// be had tenant-wide through the main hub, its channels, or a stream endpoint
+// configured without roles.
+func TestGatedEvents(t *testing.T) {
+	env := startHub(t)
+	c := env.dial("t1", testclient.Options{})
+	ctx := context.Background()
+	refusals := []struct {
+		method string
+		args   []any
+	}{
+		{"Subscribe", []any{map[string]any{"e": server.EventAccessEntry}}},
+		{"Subscribe", []any{map[string]any{"e": server.EventAccessIncident}}},
+		{"SubscribeChannel", []any{server.EventAccessEntry + ":t1"}},
+	}
+	for _, r := range refusals {
+		err := c.Invoke(ctx, r.method, r.args...)
+		if err == nil || !strings.Contains(err.Error(), "site roles") {
+			t.Errorf("%s%v: %v, want a refusal naming the site roles", r.method, r.args, err)
+		}
+	}
+	for _, ch := range []string{server.EventAccessEntry + ":t1", server.EventAccessEntry + ":t1#user-t1"} {
+		status, out := call(t, http.MethodGet, env.srv.HubURL()+"/events/subscription_token", env.clientToken("t1"), map[string]string{"channel": ch})
+		if status != http.StatusForbidden {
+			t.Errorf("subscription token for %s: %d %v, want 403", ch, status, out)
+		}
+	}
+	env.subscribe(c, licences) // the connection is still served
+	env.publish("t1", []any{entry(server.EventAccessEntry, "gated", "s1"), licence("open")})
+	if got := ref(next(t, c)); got != "open" {
+		t.Fatalf("received %q, want only the licence", got)
+	}
+
+	file := filepath.Join(t.TempDir(), "streams.json")
+	if err := os.WriteFile(file, []byte(`[{"name":"all-entries","path":"/all","events":["access.entry"]}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.DefaultConfig()
+	cfg.HubAddr, cfg.InternalAddr, cfg.JWTSecret = "127.0.0.1:0", "127.0.0.1:0", testSecret
+	cfg.StreamsFile, cfg.Streams = file, append(cfg.Streams, "all-entries")
+	if srv, err := server.Start(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "siteRoles") {
+		if srv != nil {
+			_ = srv.Shutdown(ctx)
+		}
+		t.Fatalf("a stream serving a gated event without roles: %v, want a configuration error", err)
+	}
 }
 
 func TestStreamsCanBeSwitchedOff(t *testing.T) {
 	env := startHub(t, func(c *server.Config) { c.Streams = []string{"clay-entry"} })
-	if _, err := env.dialStream("/hub/entry", env.clientToken("t1"), sample); err != nil {
+	if _, err := env.dialStream("/hub/entry", env.streamToken("t1", "ops", map[string]any{server.AllSites: "site_admin"}), sample); err != nil {
 		t.Fatalf("enabled stream: %v", err)
 	}
 	_, err := env.dialStream("/v1/hub/entries?site_id=s1", env.streamToken("t1", "a", map[string]any{"s1": "site_admin"}), sample)
@@ -196,7 +257,7 @@ func TestStreamsCanBeSwitchedOff(t *testing.T) {
 // filter must not alias them). Long polling, because its requests end.
 func TestStreamFilterOutlivesRequests(t *testing.T) {
 	env := startHub(t, func(c *server.Config) { c.PollTimeout = 200 * time.Millisecond })
-	tok := env.clientToken("t1")
+	tok := env.streamToken("t1", "ops", map[string]any{server.AllSites: "site_admin"})
 	negotiate := func(site string) string {
 		resp := env.httpDo(context.Background(), http.MethodPost, env.srv.HubURL()+"/hub/entry/negotiate?negotiateVersion=1&collectionId="+site, tok, "")
 		var neg struct{ ConnectionToken string }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { randomUUID } from "node:crypto";
 import {
-  signalR, MessagePackHubProtocol, HUB_URL, jwt, clientToken, newTenant, publishOK, upgradeStatus,
+  signalR, MessagePackHubProtocol, HUB_URL, HUB_PATH, jwt, clientToken, newTenant, publishOK, upgradeStatus,
 } from "./helpers.mjs";
 
 const ENTRY = "access.entry";
@@ -15,6 +15,10 @@ const INCIDENT = "access.incident";
 // user_api.full_access scope and the user's role at each site.
 const saltoToken = (tenant, sub, siteRoles) =>
   jwt({ sub, tenant_id: tenant, scope: "user_api.full_access", site_roles: siteRoles });
+
+// clayToken is a hub client token with the user's role at each collection
+// (site); "*" holds at every one.
+const clayToken = (tenant, siteRoles) => clientToken(tenant, { site_roles: siteRoles });
 
 // connectStream connects like the samples and collects ReceiveMessage strings.
 async function connectStream(t, path, token, { msgpack = false } = {}) {
@@ -90,6 +94,9 @@ test("Salto: roles decide who may connect (403), site_id is required (400), toke
     ["/v1/hub/entries", "?site_id=site-a", jwt({ sub: "x", tenant_id: tenant, scope: "user_api.full_access", exp: 1 }), 401, "expired token"],
     ["/v1/hub/entries", "?site_id=site-a&user_id=alice", alice, 101, "a Site User is served their own stream"],
     ["/v1/hub/entries", "?site_id=site-a", admin, 101, "a Site Admin is served the site stream"],
+    ["/hub/entry", "", clayToken(tenant, { "site-a": "site_admin" }), 403, "Clay: all collections need a role at every site"],
+    ["/hub/entry", "?collectionId=site-a", clayToken(tenant, { "site-a": "site_user" }), 403, "Clay: a Site User is refused the collection"],
+    ["/hub/incident", "?collectionId=site-a", clayToken(tenant, { "site-a": "site_admin" }), 101, "Clay: a Site Admin is served the collection"],
   ];
   for (const [path, query, token, want, why] of cases) {
     assert.equal(await upgradeStatus({ path, query, token }), want, why);
@@ -104,8 +111,8 @@ test("Salto: the official client's start() fails for a refused stream", async (t
 
 test("Clay: all entries, and one collection's entries", async (t) => {
   const tenant = newTenant();
-  const token = clientToken(tenant);
-  const all = await connectStream(t, "/hub/entry", token);
+  const all = await connectStream(t, "/hub/entry", clayToken(tenant, { "*": "site_super_user" }));
+  const token = clayToken(tenant, { "site-b": "site_admin" });
   const coll = await connectStream(t, "/hub/entry?collectionId=site-b", token);
   const incidents = await connectStream(t, `/hub/incident?collectionId=site-b&access_token=${token}`, token);
   await publishOK(tenant, [
@@ -124,9 +131,22 @@ test("streams: a tenant never receives another tenant's entries", async (t) => {
   const b = newTenant();
   const adminA = saltoToken(a, "admin", { "site-1": "site_admin" });
   const salto = await connectStream(t, "/v1/hub/entries?site_id=site-1", adminA);
-  const clay = await connectStream(t, "/hub/entry", clientToken(a));
+  const clay = await connectStream(t, "/hub/entry", clayToken(a, { "*": "site_admin" }));
   await publishOK(b, [note(ENTRY, `b-${randomUUID()}`, "site-1")]);
   await publishOK(a, [note(ENTRY, "end", "site-1")]);
   assert.deepEqual(await salto.refs(), []);
   assert.deepEqual(await clay.refs(), []);
+});
+
+test("the main hub refuses the events the stream endpoints serve by site role", async (t) => {
+  const tenant = newTenant();
+  const connection = new signalR.HubConnectionBuilder()
+    .withUrl(HUB_URL + HUB_PATH, { accessTokenFactory: () => clientToken(tenant) })
+    .configureLogging("none")
+    .build();
+  t.after(() => connection.stop());
+  await connection.start();
+  await assert.rejects(connection.invoke("Subscribe", { e: ENTRY }), /site roles/);
+  await assert.rejects(connection.invoke("SubscribeChannel", `${INCIDENT}:${tenant}`), /site roles/);
+  await connection.invoke("Subscribe", { e: "portos.licence.activated" }); // still served
 });
