@@ -226,6 +226,17 @@ func TestConnectionAndInvocationLimits(t *testing.T) {
 	if got := ref(next(t, c)); got != "still-subscribed" {
 		t.Fatalf("got %q", got)
 	}
+	// Unknown methods count as well: each one costs the hub a Completion.
+	limited = 0
+	for range 4 {
+		err := c.Invoke(context.Background(), "NoSuchMethod")
+		if err != nil && strings.Contains(err.Error(), "rate limit") {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("rapid invocations of an unknown method were not limited")
+	}
 }
 
 func TestShutdownDeliversQueuedThenCloses(t *testing.T) {
