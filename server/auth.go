@@ -21,7 +21,7 @@ type Principal struct {
 	Subject   string
 	Tenant    string // "" when the token names none
 	Scopes    []string
-	ExpiresAt time.Time // zero when the token has no exp
+	ExpiresAt time.Time // the token's exp
 	// SiteRoles maps site ids to the user's roles there (site_admin,
 	// site_super_user, site_user), from the HUB_SITE_ROLES_CLAIM claim.
 	SiteRoles map[string][]string
@@ -51,6 +51,10 @@ func unauthorized(format string, args ...any) error {
 func forbidden(format string, args ...any) error {
 	return &authError{http.StatusForbidden, fmt.Sprintf(format, args...)}
 }
+
+// clockSkew is how far the identity provider's clock may be from ours: exp
+// and nbf are checked with this much leeway.
+const clockSkew = 30 * time.Second
 
 // Verifier checks JWTs with the configured keys. The accepted algorithms are
 // pinned to the key types: HS256 for a secret, RS256 or ES256 for a public key.
@@ -91,7 +95,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if len(v.methods) == 0 {
 		return nil, errors.New("no JWT key: set HUB_JWT_SECRET or HUB_JWT_PUBLIC_KEY_FILE")
 	}
-	opts := []jwt.ParserOption{jwt.WithValidMethods(v.methods)}
+	// A token without exp would be valid for ever (and never close its
+	// connection on expiry): exp is required, as on the hub's own tokens.
+	opts := []jwt.ParserOption{jwt.WithValidMethods(v.methods), jwt.WithExpirationRequired(), jwt.WithLeeway(clockSkew)}
 	if cfg.JWTIssuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.JWTIssuer))
 	}
@@ -185,6 +191,8 @@ func (v *Verifier) Verify(raw string) (*Principal, error) {
 	var c claims
 	if _, err := v.parser.ParseWithClaims(raw, &c, v.key); err != nil {
 		switch {
+		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && c.ExpiresAt == nil:
+			return nil, unauthorized("the access token has no exp claim: tokens must expire")
 		case errors.Is(err, jwt.ErrTokenExpired):
 			return nil, unauthorized("the access token has expired")
 		case errors.Is(err, jwt.ErrTokenNotValidYet):

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,6 +59,8 @@ func TestClientAuth(t *testing.T) {
 		{"alg none", noneAlg, 401},
 		{"expired", sign(with("exp", time.Now().Add(-time.Minute).Unix()), testSecret), 401},
 		{"not yet valid", sign(with("nbf", time.Now().Add(time.Hour).Unix()), testSecret), 401},
+		{"nbf within the clock skew", sign(with("nbf", time.Now().Add(10*time.Second).Unix()), testSecret), 0},
+		{"no exp", sign(with("exp", nil), testSecret), 401},
 		{"wrong issuer", sign(with("iss", "https://evil.example"), testSecret), 401},
 		{"wrong audience", sign(with("aud", "other"), testSecret), 401},
 		{"no scope", sign(with("scope", nil), testSecret), 403},
@@ -86,6 +89,38 @@ func TestClientAuth(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A token without exp would never expire: every route that takes the
+// identity provider's token refuses it with 401 and says why.
+func TestTokenWithoutExpIsRefused(t *testing.T) {
+	env := startHub(t)
+	noExp := func(tenant string, scopes ...string) string {
+		return env.token(server.TokenRequest{Subject: "u", Tenant: tenant, Scopes: scopes}) // TTL 0: no exp
+	}
+	tests := []struct {
+		name, method, url, token string
+	}{
+		{"negotiate", http.MethodPost, env.hubURL() + "/negotiate?negotiateVersion=1", noExp("t1", "notifications.subscribe")},
+		{"publish", http.MethodPost, env.srv.InternalURL() + "/internal/v1/tenants/t1/notifications", noExp("", "notifications.publish")},
+		{"webhooks API", http.MethodGet, env.srv.InternalURL() + "/internal/v1/tenants/t1/webhooks", noExp("t1", "events.admin")},
+		{"connection token", http.MethodGet, env.srv.HubURL() + "/events/connection_token", noExp("t1", "notifications.subscribe")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := env.httpDo(context.Background(), tt.method, tt.url, tt.token, mustJSON(t, licence("x")), "Content-Type", "application/json")
+			var body struct{ Error string }
+			if err := decodeJSON(resp, &body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body.Error, "no exp claim") {
+				t.Fatalf("%d %q, want 401 saying the token has no exp claim", resp.StatusCode, body.Error)
+			}
+			if resp.Header.Get("WWW-Authenticate") != "Bearer" {
+				t.Fatalf("WWW-Authenticate %q, want Bearer", resp.Header.Get("WWW-Authenticate"))
+			}
+		})
 	}
 }
 
