@@ -324,6 +324,28 @@ func TestLimitCountsConnectionsNotRequests(t *testing.T) {
 	}
 }
 
+// Negotiated connections count against the limits only once they connect, so
+// what bounds those that never do is the number a user may open per
+// disconnect timeout: the same as their connection limit.
+func TestUnusedNegotiationsAreBounded(t *testing.T) {
+	env := startHub(t, func(c *server.Config) { c.MaxConnectionsPerUser = 3 })
+	tok := env.clientToken("t1")
+	for i := range 3 {
+		if s := env.status(http.MethodPost, env.hubURL()+"/negotiate?negotiateVersion=1", tok, ""); s != 200 {
+			t.Fatalf("negotiate %d: %d", i, s)
+		}
+	}
+	resp := env.httpDo(context.Background(), http.MethodPost, env.hubURL()+"/negotiate?negotiateVersion=1", tok, "")
+	var body struct{ Error string }
+	if err := decodeJSON(resp, &body); err != nil || resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body.Error, "opened 3 connections") {
+		t.Fatalf("fourth negotiate: %d %q (%v), want 429 saying why", resp.StatusCode, body.Error, err)
+	}
+	// Another user of the tenant is not affected.
+	if s := env.status(http.MethodPost, env.hubURL()+"/negotiate?negotiateVersion=1", env.userToken("t1", "other"), ""); s != 200 {
+		t.Fatalf("another user's negotiate: %d", s)
+	}
+}
+
 // While a node drains, load balancers see it not ready and new connections
 // are refused; connections it has still get their Close.
 func TestDrainingRefusesNewConnections(t *testing.T) {

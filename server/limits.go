@@ -10,23 +10,51 @@ import (
 // connLimits counts open connections per tenant and per user so that one
 // tenant or one runaway client cannot take the whole node.
 type connLimits struct {
-	perTenant, perUser int // 0: unlimited
+	perTenant, perUser int           // 0: unlimited
+	window             time.Duration // see opened
 
 	mu      sync.Mutex
 	tenants map[string]int
 	users   map[[2]string]int // {tenant, subject}
+	// Opens in the current window. A negotiated connection counts in
+	// tenants and users only once it connects, and until then lives for
+	// the disconnect timeout: without this, one token could negotiate
+	// connections without bound.
+	opens      map[[2]string]int // {tenant, subject}; {tenant, ""} for the tenant
+	windowFrom time.Time
 }
 
-func newConnLimits(perTenant, perUser int) *connLimits {
-	return &connLimits{perTenant: perTenant, perUser: perUser, tenants: map[string]int{}, users: map[[2]string]int{}}
+// newConnLimits limits connections per tenant and per user, and the
+// connections each may open (negotiate or connect without negotiating) per
+// window to the same numbers.
+func newConnLimits(perTenant, perUser int, window time.Duration) *connLimits {
+	return &connLimits{perTenant: perTenant, perUser: perUser, window: window,
+		tenants: map[string]int{}, users: map[[2]string]int{}, opens: map[[2]string]int{}}
 }
 
-// check reports, before the upgrade, whether p may open one more connection.
-// reserve is the authoritative check; this one lets the client get a 429.
-func (l *connLimits) check(p *Principal) error {
+// admit reports, before the upgrade, whether p may open one more connection,
+// and counts the open. reserve is the authoritative check of open
+// connections; this one lets the client get a 429.
+func (l *connLimits) admit(p *Principal, now time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.full(p)
+	if err := l.full(p); err != nil {
+		return err
+	}
+	if now.Sub(l.windowFrom) >= l.window {
+		clear(l.opens)
+		l.windowFrom = now
+	}
+	user, tenant := [2]string{p.Tenant, p.Subject}, [2]string{p.Tenant, ""}
+	if l.perTenant > 0 && l.opens[tenant] >= l.perTenant {
+		return &authError{http.StatusTooManyRequests, fmt.Sprintf("tenant %q opened %d connections within %v, the most allowed; retry later", p.Tenant, l.perTenant, l.window)}
+	}
+	if l.perUser > 0 && l.opens[user] >= l.perUser {
+		return &authError{http.StatusTooManyRequests, fmt.Sprintf("user %q opened %d connections within %v, the most allowed; retry later", p.Subject, l.perUser, l.window)}
+	}
+	l.opens[tenant]++
+	l.opens[user]++
+	return nil
 }
 
 func (l *connLimits) full(p *Principal) error {

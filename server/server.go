@@ -107,7 +107,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	shared := &clients{
 		core:        s.core,
-		limits:      newConnLimits(cfg.MaxConnectionsPerTenant, cfg.MaxConnectionsPerUser),
+		limits:      newConnLimits(cfg.MaxConnectionsPerTenant, cfg.MaxConnectionsPerUser, cfg.DisconnectTimeout),
 		encoders:    newEncoders(protocols, methods),
 		closeExpiry: cfg.CloseOnTokenExpiry,
 		tenants:     s.tenants,
@@ -338,7 +338,7 @@ func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, sh
 			// Only a request that opens a connection counts against the limits;
 			// polls, sends and reattaches of an existing one carry its id.
 			if c.Query("id") == "" {
-				if err := shared.limits.check(p); err != nil {
+				if err := shared.limits.admit(p, time.Now()); err != nil {
 					s.metrics.Rejected("connection_limit")
 					return nil, err
 				}
