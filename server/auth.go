@@ -185,6 +185,20 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 // Verify checks a raw token and returns its principal, or a 401 error that
 // says why (never echoing the token).
 func (v *Verifier) Verify(raw string) (*Principal, error) {
+	p, err := v.verify(raw)
+	if err != nil {
+		return nil, err
+	}
+	// The tenant becomes a Redis channel name and store keys: a tenant such
+	// as "/control" would subscribe the backplane to the store's control
+	// channel. Tenants follow the rule of the URLs' tenantId.
+	if p.Tenant != "" && !validTenant(p.Tenant) {
+		return nil, unauthorized("invalid tenant_id claim: a tenant id is 1-128 printable ASCII characters without spaces or slashes")
+	}
+	return p, nil
+}
+
+func (v *Verifier) verify(raw string) (*Principal, error) {
 	if v.hub != nil && v.hub.issued(raw) {
 		return v.hub.verifyConnection(raw)
 	}

@@ -124,6 +124,44 @@ func TestTokenWithoutExpIsRefused(t *testing.T) {
 	}
 }
 
+// A tenant_id that is not a valid tenant id (it would name Redis channels
+// and store keys, e.g. the store's "/control") is refused with 401 wherever
+// a token is taken.
+func TestInvalidTenantInTokenIsRefused(t *testing.T) {
+	env := startHub(t)
+	tok := func(tenant string, scopes ...string) string {
+		return env.token(server.TokenRequest{Subject: "u", Tenant: tenant, Scopes: scopes, TTL: time.Hour})
+	}
+	routes := []struct {
+		name, method, url string
+		scopes            []string
+	}{
+		{"negotiate", http.MethodPost, env.hubURL() + "/negotiate?negotiateVersion=1", []string{"notifications.subscribe"}},
+		{"publish", http.MethodPost, env.srv.InternalURL() + "/internal/v1/tenants/t1/notifications", []string{"notifications.publish"}},
+		{"webhooks API", http.MethodGet, env.srv.InternalURL() + "/internal/v1/tenants/t1/webhooks", []string{"events.admin"}},
+		{"connection token", http.MethodGet, env.srv.HubURL() + "/events/connection_token", []string{"notifications.subscribe"}},
+		{"provision", http.MethodPost, env.srv.HubURL() + "/events/provision", []string{"events.admin"}},
+	}
+	for _, tenant := range []string{"/control", "a b", "tab\t", "é", strings.Repeat("x", 129)} {
+		for _, r := range routes {
+			resp := env.httpDo(context.Background(), r.method, r.url, tok(tenant, r.scopes...), mustJSON(t, licence("x")), "Content-Type", "application/json")
+			var body struct{ Error string }
+			if err := decodeJSON(resp, &body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body.Error, "invalid tenant_id claim") {
+				t.Errorf("%s with tenant_id %q: %d %q, want 401 naming the tenant_id claim", r.name, tenant, resp.StatusCode, body.Error)
+			}
+		}
+	}
+	// The same routes take a valid tenant (the refusal is the tenant's).
+	for _, r := range routes {
+		if st := env.status(r.method, r.url, tok("t1", r.scopes...), mustJSON(t, licence("x"))); st >= 400 {
+			t.Errorf("%s with tenant_id t1: %d", r.name, st)
+		}
+	}
+}
+
 func TestNegotiatedConnectionBelongsToItsUser(t *testing.T) {
 	env := startHub(t)
 	// Negotiate as one user, then try to connect the WebSocket as another.
