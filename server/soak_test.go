@@ -14,6 +14,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"go.uber.org/goleak"
 
+	"notifyhub/server"
 	"notifyhub/testclient"
 )
 
@@ -73,15 +74,22 @@ func TestSoakChurn(t *testing.T) {
 	}()
 
 	url := strings.Replace(env.hubURL(), "http", "ws", 1)
-	header := http.Header{"Authorization": {"Bearer " + env.clientToken("soak")}}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range churners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for next.Add(1) <= churned {
-				ws, _, err := websocket.DefaultDialer.Dial(url, header)
+			for n := next.Add(1); n <= churned; n = next.Add(1) {
+				// Each churned connection is another device: one user may not
+				// open a thousand connections within the disconnect timeout.
+				tok, err := server.MintToken(testSecret, server.TokenRequest{Subject: fmt.Sprint("device-", n), Tenant: "soak",
+					Scopes: []string{"notifications.subscribe"}, TTL: time.Hour})
+				if err != nil {
+					t.Errorf("mint: %v", err)
+					return
+				}
+				ws, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Bearer " + tok}})
 				if err != nil {
 					t.Errorf("dial: %v", err)
 					return
