@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -40,7 +41,7 @@ type Config struct {
 	StatefulReconnectBuffer int           // HUB_STATEFUL_RECONNECT_BUFFER: unacknowledged bytes kept per stateful connection
 	MaxConnectionsPerTenant int           // HUB_MAX_CONNECTIONS_PER_TENANT: 0 = unlimited
 	MaxConnectionsPerUser   int           // HUB_MAX_CONNECTIONS_PER_USER: 0 = unlimited
-	InvocationRate          float64       // HUB_INVOCATION_RATE: hub invocations per second per connection
+	InvocationRate          float64       // HUB_INVOCATION_RATE: hub invocations per second per connection; 0 = unlimited
 	InvocationBurst         int           // HUB_INVOCATION_BURST: invocations allowed at once before the rate applies
 	HandshakeTimeout        time.Duration // HUB_HANDSHAKE_TIMEOUT
 	KeepAliveInterval       time.Duration // HUB_KEEPALIVE_INTERVAL
@@ -145,6 +146,18 @@ func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
 			*dst = n
 		}
 	}
+	// limit is num for the limits where 0 means unlimited (limits.go reads
+	// them so); a negative value is a mistake, not "unlimited".
+	limit := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				errs = append(errs, fmt.Sprintf("%s=%q: want 0 (unlimited) or a positive integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
 	dur := func(name string, dst *time.Duration) {
 		if v := getenv(name); v != "" {
 			d, err := time.ParseDuration(v)
@@ -191,13 +204,13 @@ func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
 	num("HUB_MAX_BATCH", &cfg.MaxBatch)
 	num("HUB_MAX_SUBSCRIPTIONS", &cfg.MaxSubscriptions)
 	num("HUB_QUEUE_LENGTH", &cfg.QueueLength)
-	num("HUB_MAX_CONNECTIONS_PER_TENANT", &cfg.MaxConnectionsPerTenant)
-	num("HUB_MAX_CONNECTIONS_PER_USER", &cfg.MaxConnectionsPerUser)
+	limit("HUB_MAX_CONNECTIONS_PER_TENANT", &cfg.MaxConnectionsPerTenant)
+	limit("HUB_MAX_CONNECTIONS_PER_USER", &cfg.MaxConnectionsPerUser)
 	num("HUB_INVOCATION_BURST", &cfg.InvocationBurst)
 	if v := getenv("HUB_INVOCATION_RATE"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || r <= 0 {
-			errs = append(errs, fmt.Sprintf("HUB_INVOCATION_RATE=%q: want a positive number", v))
+		if err != nil || !(r >= 0) || math.IsInf(r, 0) { // !(r >= 0) also refuses NaN
+			errs = append(errs, fmt.Sprintf("HUB_INVOCATION_RATE=%q: want 0 (unlimited) or a positive number", v))
 		} else {
 			cfg.InvocationRate = r
 		}
