@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -652,12 +653,74 @@ func NewWebhookClient(allowPrivate bool) *http.Client {
 	}
 }
 
-// cgnat is the shared address space of RFC 6598, not routable publicly.
-var cgnat = net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
+// nonPublicV4 are the IPv4 ranges that are not globally reachable (IANA
+// IPv4 Special-Purpose Address Registry), and multicast.
+var nonPublicV4 = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
+	netip.MustParsePrefix("10.0.0.0/8"),      // private
+	netip.MustParsePrefix("100.64.0.0/10"),   // shared address space (CGNAT)
+	netip.MustParsePrefix("127.0.0.0/8"),     // loopback
+	netip.MustParsePrefix("169.254.0.0/16"),  // link-local (cloud metadata)
+	netip.MustParsePrefix("172.16.0.0/12"),   // private
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("192.0.2.0/24"),    // documentation (TEST-NET-1)
+	netip.MustParsePrefix("192.88.99.0/24"),  // deprecated 6to4 relay anycast
+	netip.MustParsePrefix("192.168.0.0/16"),  // private
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
+	netip.MustParsePrefix("198.51.100.0/24"), // documentation (TEST-NET-2)
+	netip.MustParsePrefix("203.0.113.0/24"),  // documentation (TEST-NET-3)
+	netip.MustParsePrefix("224.0.0.0/4"),     // multicast
+	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, and the broadcast address
+}
 
-// PublicIP reports whether ip is a public unicast address.
+// IPv6 is public only within global unicast (2000::/3), outside the ranges
+// of the IANA IPv6 Special-Purpose Address Registry that are not globally
+// reachable. Loopback, unspecified, IPv4-compatible and -translated,
+// discard-only, unique local, link-local, site-local and multicast
+// addresses all lie outside 2000::/3.
+var (
+	globalUnicastV6 = netip.MustParsePrefix("2000::/3")
+	nonPublicV6     = []netip.Prefix{
+		netip.MustParsePrefix("2001::/23"),     // IETF protocol assignments: Teredo, benchmarking, ORCHID...
+		netip.MustParsePrefix("2001:db8::/32"), // documentation
+		netip.MustParsePrefix("3fff::/20"),     // documentation
+	}
+	// Addresses that carry an IPv4 address the packets go to, which
+	// decides (as for IPv4-mapped addresses).
+	nat64     = netip.MustParsePrefix("64:ff9b::/96") // well-known NAT64 prefix: the IPv4 address is the last 4 bytes
+	sixToFour = netip.MustParsePrefix("2002::/16")    // 6to4: the IPv4 address is bytes 2-5
+)
+
+// PublicIP reports whether ip is a globally reachable unicast address, the
+// only kind a webhook may be sent to without HUB_WEBHOOK_ALLOW_PRIVATE.
 func PublicIP(ip net.IP) bool {
-	return !(ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() || cgnat.Contains(ip) ||
-		ip.Equal(net.IPv4bcast) || (ip.To4() != nil && ip.To4()[0] == 0))
+	a, ok := netip.AddrFromSlice(ip)
+	return ok && publicAddr(a)
+}
+
+func publicAddr(a netip.Addr) bool {
+	a = a.Unmap() // ::ffff:10.0.0.1 is 10.0.0.1
+	if a.Is4() {
+		for _, p := range nonPublicV4 {
+			if p.Contains(a) {
+				return false
+			}
+		}
+		return true
+	}
+	b := a.As16()
+	switch {
+	case nat64.Contains(a):
+		return publicAddr(netip.AddrFrom4([4]byte(b[12:16])))
+	case sixToFour.Contains(a):
+		return publicAddr(netip.AddrFrom4([4]byte(b[2:6])))
+	case !globalUnicastV6.Contains(a):
+		return false
+	}
+	for _, p := range nonPublicV6 {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
