@@ -60,13 +60,13 @@ type Options struct {
 
 // Hub matches and delivers notifications.
 type Hub struct {
-	index      *subscriptions.Index[Subscriber]
-	backplane  Backplane
-	maxSubs    int
-	metrics    Metrics
-	now        func() time.Time
-	recipients sync.Pool      // *[]Subscriber reused by deliver
-	tenants    *tenantTracker // set when the backplane is a TenantRouter
+	index     *subscriptions.Index[Subscriber]
+	backplane Backplane
+	maxSubs   int
+	metrics   Metrics
+	now       func() time.Time
+	scratch   sync.Pool      // *deliverScratch reused by Deliver
+	tenants   *tenantTracker // set when the backplane is a TenantRouter
 }
 
 // New returns a hub; call Run to start receiving from the backplane.
@@ -90,7 +90,9 @@ func New(opts Options) *Hub {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	h.recipients.New = func() any { s := make([]Subscriber, 0, 256); return &s }
+	h.scratch.New = func() any {
+		return &deliverScratch{recipients: make([]Subscriber, 0, 256), frames: make([]encoded, 0, 8)}
+	}
 	return h
 }
 
@@ -149,41 +151,52 @@ func (h *Hub) Disconnect(s Subscriber) {
 	h.tenants.update(s, func() { h.index.RemoveAll(s.Tenant(), s, s.Subscriptions()) })
 }
 
-// maxEncoders bounds the protocols one delivery can meet; a few is plenty.
-const maxEncoders = 4
+// deliverScratch is what one Deliver call reuses between its notifications
+// and, through the pool, between calls: the matched recipients and the frames
+// encoded for the current notification, one per distinct encoder.
+type deliverScratch struct {
+	recipients []Subscriber
+	// frames grows to the number of distinct encoders that one notification
+	// meets (two protocols times the client methods in use: a handful), so
+	// after the first deliveries it no longer allocates.
+	frames []encoded
+}
 
 type encoded struct {
 	enc   Encoder
-	frame []byte
+	frame []byte // nil when encoding failed
 }
 
 // Deliver hands notifications of tenant to this node's matching subscribers,
-// in order. Each notification is encoded at most once per protocol, and
-// only for protocols that some recipient uses. Expired notifications are
-// skipped. Backplanes call it; it is exported for them.
+// in order. Each notification is encoded at most once per distinct Encoder,
+// however many there are, and only for encoders that some recipient uses.
+// Expired notifications are skipped. Backplanes call it; it is exported for
+// them.
 func (h *Hub) Deliver(tenant string, ns []payloads.Notification) {
 	now := h.now()
-	rp := h.recipients.Get().(*[]Subscriber)
-	defer h.recipients.Put(rp)
+	sc := h.scratch.Get().(*deliverScratch)
+	defer h.scratch.Put(sc)
 	for i := range ns {
 		n := &ns[i]
 		if n.Expired(now) {
 			h.metrics.Expired()
 			continue
 		}
-		recipients := h.index.Match(tenant, n.Event, n.Routing, (*rp)[:0])
-		var cache [maxEncoders]encoded
+		recipients := h.index.Match(tenant, n.Event, n.Routing, sc.recipients[:0])
 		delivered, dropped := 0, 0
 		for _, s := range recipients {
-			frame, ok := h.frameFor(n, s.Encoder(), &cache)
-			if ok && s.Deliver(frame) {
+			frame := h.frameFor(n, s.Encoder(), sc)
+			if frame != nil && s.Deliver(frame) {
 				delivered++
 			} else {
 				dropped++
 			}
 		}
-		clear(recipients) // do not keep subscribers alive through the pool
-		*rp = recipients[:0]
+		// Do not keep subscribers and frames alive through the pool.
+		clear(recipients)
+		sc.recipients = recipients[:0]
+		clear(sc.frames)
+		sc.frames = sc.frames[:0]
 		h.metrics.Delivered(delivered)
 		if dropped > 0 {
 			h.metrics.Dropped(dropped)
@@ -191,23 +204,24 @@ func (h *Hub) Deliver(tenant string, ns []payloads.Notification) {
 	}
 }
 
-// frameFor returns n encoded by enc, encoding it on first use.
-func (h *Hub) frameFor(n *payloads.Notification, enc Encoder, cache *[maxEncoders]encoded) ([]byte, bool) {
-	for i := range cache {
-		switch cache[i].enc {
-		case enc:
-			return cache[i].frame, cache[i].frame != nil
-		case nil:
-			frame, err := enc.EncodeNotification(n)
-			if err != nil {
-				h.metrics.EncodeFailed()
-			}
-			cache[i] = encoded{enc, frame}
-			return frame, frame != nil
+// frameFor returns n encoded by enc (nil if that fails), encoding it on the
+// first use of enc for n. The encoders are few, so a linear scan beats a map.
+func (h *Hub) frameFor(n *payloads.Notification, enc Encoder, sc *deliverScratch) []byte {
+	if enc == nil {
+		return nil // a subscriber not ready for delivery: counted as dropped
+	}
+	for i := range sc.frames {
+		if sc.frames[i].enc == enc {
+			return sc.frames[i].frame
 		}
 	}
-	frame, err := enc.EncodeNotification(n) // more protocols than slots: still correct
-	return frame, err == nil
+	frame, err := enc.EncodeNotification(n)
+	if err != nil {
+		frame = nil
+		h.metrics.EncodeFailed()
+	}
+	sc.frames = append(sc.frames, encoded{enc, frame})
+	return frame
 }
 
 // Stats describe the index for metrics.
