@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -46,20 +45,6 @@ type tenantResponse struct {
 	ConnectionsClosed *int `json:"connectionsClosed,omitempty"`
 }
 
-// respondError answers err with its status (authError) or 500, and the
-// JSON error body.
-func respondError(c *fiber.Ctx, err error) error {
-	status := fiber.StatusInternalServerError
-	var ae *authError
-	if errors.As(err, &ae) {
-		status = ae.status
-	}
-	if status == fiber.StatusUnauthorized {
-		c.Set(fiber.HeaderWWWAuthenticate, "Bearer")
-	}
-	return c.Status(status).JSON(errorResponse{Error: err.Error()})
-}
-
 // caller authenticates an /events/* request: an identity provider's token
 // with a tenant and scope.
 func (s *Server) caller(c *fiber.Ctx, scope string) (*Principal, error) {
@@ -83,26 +68,16 @@ func (s *Server) caller(c *fiber.Ctx, scope string) (*Principal, error) {
 	return p, nil
 }
 
-func (s *Server) eventsFailed(c *fiber.Ctx, err error) error {
-	var ae *authError
-	if errors.As(err, &ae) && ae.status == fiber.StatusUnauthorized {
-		s.metrics.Rejected("unauthenticated")
-	} else if ae != nil && ae.status == fiber.StatusForbidden {
-		s.metrics.Rejected("forbidden")
-	}
-	return respondError(c, err)
-}
-
 // connectionToken issues a short-lived token to connect to the hub as the
 // caller: its tenant, user, scopes and site roles. The caller needs the
 // client scope, so that the token it gets can connect.
 func (s *Server) connectionToken(c *fiber.Ctx) error {
 	p, err := s.caller(c, s.cfg.ClientScope)
 	if err != nil {
-		return s.eventsFailed(c, err)
+		return s.respondError(c, "", err)
 	}
 	if err := s.checkProvisioned(c.UserContext(), p.Tenant, fiber.StatusForbidden); err != nil {
-		return s.eventsFailed(c, err)
+		return s.respondError(c, "not_provisioned", err)
 	}
 	token, exp, err := s.tokens.connectionToken(p, s.channels.granted(p), time.Now())
 	if err != nil {
@@ -118,7 +93,7 @@ func (s *Server) connectionToken(c *fiber.Ctx) error {
 func (s *Server) subscriptionToken(c *fiber.Ctx) error {
 	p, err := s.caller(c, s.cfg.ClientScope)
 	if err != nil {
-		return s.eventsFailed(c, err)
+		return s.respondError(c, "", err)
 	}
 	var req struct {
 		Channel string `json:"channel"`
@@ -139,13 +114,13 @@ func (s *Server) subscriptionToken(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusBadRequest).JSON(errorResponse{Error: err.Error(), Field: "channel"})
 	}
 	if err := authorizeChannel(p, ch, s.cfg.AdminScope); err != nil {
-		return s.eventsFailed(c, err)
+		return s.respondError(c, "", err)
 	}
 	if err := s.channels.gated(ch); err != nil {
-		return s.eventsFailed(c, err)
+		return s.respondError(c, "", err)
 	}
 	if err := s.checkProvisioned(c.UserContext(), p.Tenant, fiber.StatusForbidden); err != nil {
-		return s.eventsFailed(c, err)
+		return s.respondError(c, "not_provisioned", err)
 	}
 	token, exp, err := s.tokens.subscriptionToken(p, ch, time.Now())
 	if err != nil {
@@ -159,7 +134,7 @@ func (s *Server) subscriptionToken(c *fiber.Ctx) error {
 func (s *Server) provision(c *fiber.Ctx) error {
 	p, err := s.caller(c, s.cfg.AdminScope)
 	if err != nil {
-		return s.eventsFailed(c, err)
+		return s.respondError(c, "", err)
 	}
 	t, created, err := s.store.ProvisionTenant(c.UserContext(), p.Tenant, time.Now())
 	if err != nil {
@@ -178,7 +153,7 @@ func (s *Server) provision(c *fiber.Ctx) error {
 func (s *Server) deprovision(c *fiber.Ctx) error {
 	p, err := s.caller(c, s.cfg.AdminScope)
 	if err != nil {
-		return s.eventsFailed(c, err)
+		return s.respondError(c, "", err)
 	}
 	_, deleted, err := s.store.DeprovisionTenant(c.UserContext(), p.Tenant)
 	if err != nil {

@@ -42,14 +42,13 @@ func (s *Server) publish(c *fiber.Ctx) error {
 	start := time.Now()
 	tenant := c.Params("tenantId")
 	if _, err := s.verifier.authenticatePublisher(c, s.cfg.PublishScope, tenant); err != nil {
-		return s.authFailed(c, err)
+		return s.respondError(c, "", err)
 	}
 	if !validTenant(tenant) {
-		return c.Status(fiber.StatusBadRequest).JSON(errorResponse{Error: "tenantId must be 1-128 printable ASCII characters without spaces or slashes", Field: "tenantId"})
+		return badTenantID(c)
 	}
 	if err := s.checkProvisioned(c.UserContext(), tenant, fiber.StatusNotFound); err != nil {
-		s.metrics.Rejected("not_provisioned")
-		return respondError(c, err)
+		return s.respondError(c, "not_provisioned", err)
 	}
 	ns, err := s.catalogue.ParseNotifications(c.Body(), s.cfg.MaxBatch, time.Now())
 	if err != nil {
@@ -75,19 +74,38 @@ func (s *Server) publish(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(publishResponse{Accepted: len(ns)})
 }
 
-func (s *Server) authFailed(c *fiber.Ctx, err error) error {
-	status := fiber.StatusUnauthorized
+// respondError answers a request the hub refuses with err, the one way the
+// HTTP APIs turn errors into responses: the status of an authError (500 for
+// any other error), WWW-Authenticate on a 401, and the JSON error body.
+// Refused input (4xx) is counted in notifyhub_rejected_total under reason,
+// or if reason is "" under the status's: unauthenticated (401), forbidden
+// (403). The hub's own failures (5xx) are not rejected input.
+func (s *Server) respondError(c *fiber.Ctx, reason string, err error) error {
+	status := fiber.StatusInternalServerError
 	var ae *authError
 	if errors.As(err, &ae) {
 		status = ae.status
 	}
+	if reason == "" {
+		switch status {
+		case fiber.StatusUnauthorized:
+			reason = "unauthenticated"
+		case fiber.StatusForbidden:
+			reason = "forbidden"
+		}
+	}
+	if reason != "" && status < fiber.StatusInternalServerError {
+		s.metrics.Rejected(reason)
+	}
 	if status == fiber.StatusUnauthorized {
-		s.metrics.Rejected("unauthenticated")
 		c.Set(fiber.HeaderWWWAuthenticate, "Bearer")
-	} else {
-		s.metrics.Rejected("forbidden")
 	}
 	return c.Status(status).JSON(errorResponse{Error: err.Error()})
+}
+
+// badTenantID answers a tenantId in the URL that is not a valid tenant id.
+func badTenantID(c *fiber.Ctx) error {
+	return c.Status(fiber.StatusBadRequest).JSON(errorResponse{Error: "tenantId must be 1-128 printable ASCII characters without spaces or slashes", Field: "tenantId"})
 }
 
 func validTenant(t string) bool {

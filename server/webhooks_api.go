@@ -106,20 +106,23 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// webhookAuth checks the token and the tenant of a webhook API request.
+// errAnswered says that a helper has written the response already.
+var errAnswered = errors.New("answered")
+
+// webhookAuth checks the token and the tenant of a webhook API request and
+// returns the tenant; errAnswered when it refused the request itself.
 func (s *Server) webhookAuth(c *fiber.Ctx) (string, error) {
 	tenant := c.Params("tenantId")
 	if _, err := s.verifier.authenticatePublisher(c, s.cfg.AdminScope, tenant); err != nil {
-		return "", s.authFailed(c, err)
+		_ = s.respondError(c, "", err)
+		return "", errAnswered
 	}
 	if !validTenant(tenant) {
-		return "", c.Status(fiber.StatusBadRequest).JSON(errorResponse{Error: "tenantId must be 1-128 printable ASCII characters without spaces or slashes", Field: "tenantId"})
+		_ = badTenantID(c)
+		return "", errAnswered
 	}
 	return tenant, nil
 }
-
-// errAnswered says that a helper has written the response already.
-var errAnswered = errors.New("answered")
 
 // tenantWebhook finds the endpoint of the request's tenant and id; it
 // answers 404 itself.
@@ -230,11 +233,11 @@ func (s *Server) applyWebhookRequest(w *notify.Webhook, req webhookRequest) *err
 // createWebhook registers an endpoint: 201 with the endpoint and its secret.
 func (s *Server) createWebhook(c *fiber.Ctx) error {
 	tenant, err := s.webhookAuth(c)
-	if tenant == "" {
-		return err
+	if err != nil {
+		return done(err)
 	}
 	if err := s.checkProvisioned(c.UserContext(), tenant, fiber.StatusNotFound); err != nil {
-		return respondError(c, err)
+		return s.respondError(c, "not_provisioned", err)
 	}
 	req, err := decodeWebhookRequest(c.Body())
 	if err != nil {
@@ -264,8 +267,8 @@ func (s *Server) createWebhook(c *fiber.Ctx) error {
 // listWebhooks lists the tenant's endpoints (without secrets).
 func (s *Server) listWebhooks(c *fiber.Ctx) error {
 	tenant, err := s.webhookAuth(c)
-	if tenant == "" {
-		return err
+	if err != nil {
+		return done(err)
 	}
 	ws, err := s.store.Webhooks(c.UserContext(), tenant)
 	if err != nil {
@@ -281,8 +284,8 @@ func (s *Server) listWebhooks(c *fiber.Ctx) error {
 // getWebhook returns one endpoint with its secret.
 func (s *Server) getWebhook(c *fiber.Ctx) error {
 	tenant, err := s.webhookAuth(c)
-	if tenant == "" {
-		return err
+	if err != nil {
+		return done(err)
 	}
 	w, err := s.tenantWebhook(c, tenant)
 	if err != nil {
@@ -295,8 +298,8 @@ func (s *Server) getWebhook(c *fiber.Ctx) error {
 // re-enables a disabled endpoint; deliveries queued from then on are sent.
 func (s *Server) updateWebhook(c *fiber.Ctx) error {
 	tenant, err := s.webhookAuth(c)
-	if tenant == "" {
-		return err
+	if err != nil {
+		return done(err)
 	}
 	if _, err := s.tenantWebhook(c, tenant); err != nil {
 		return done(err)
@@ -328,8 +331,8 @@ func (s *Server) updateWebhook(c *fiber.Ctx) error {
 // deleteWebhook deletes an endpoint with its pending deliveries: 204.
 func (s *Server) deleteWebhook(c *fiber.Ctx) error {
 	tenant, err := s.webhookAuth(c)
-	if tenant == "" {
-		return err
+	if err != nil {
+		return done(err)
 	}
 	w, err := s.tenantWebhook(c, tenant)
 	if err != nil {
@@ -347,8 +350,8 @@ func (s *Server) deleteWebhook(c *fiber.Ctx) error {
 // pending ones, then the log of finished ones. ?limit= (default 100).
 func (s *Server) webhookDeliveries(c *fiber.Ctx) error {
 	tenant, err := s.webhookAuth(c)
-	if tenant == "" {
-		return err
+	if err != nil {
+		return done(err)
 	}
 	w, err := s.tenantWebhook(c, tenant)
 	if err != nil {
