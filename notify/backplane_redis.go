@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +84,11 @@ type RedisOptions struct {
 // with backoff and resubscribes every tenant the node needs. While only the
 // subscriber connection is down (it reconnects after a Redis restart with
 // backoff, the publishing connections at once), a publish that Redis accepts
-// is delivered to this node's subscribers directly.
+// is delivered to this node's subscribers directly. So is a publish that
+// Redis accepted while the subscriber connection was up when that connection
+// dies before bringing it back: when a subscriber connection ends, the node
+// delivers, in order, its own publishes that it left to that connection and
+// did not receive on it.
 type RedisBackplane struct {
 	client  *redis.Client
 	opts    RedisOptions
@@ -106,11 +112,15 @@ type RedisBackplane struct {
 	downErr error         // why the backplane is not up
 	lastID  uint64        // of the latest session
 
-	tenantsMu sync.RWMutex        // taken after mu
-	tenants   map[string]struct{} // watched tenants
+	tenantsMu sync.RWMutex              // taken after mu and ownMu
+	tenants   map[string]*tenantChannel // watched tenants
 
-	ownMu     sync.Mutex
+	// deliverMu orders this node's deliveries of its own publishes: by the
+	// receiver, by Publish, and of those stranded by a lost connection.
+	deliverMu sync.Mutex
+	ownMu     sync.Mutex             // taken after deliverMu
 	own       map[uint64]*ownPublish // this node's publishes of watched tenants, by seq
+	stranded  int                    // entries of own that are done and not received
 	lastPrune time.Time
 
 	// Read and written by the receiving goroutine only.
@@ -132,6 +142,14 @@ type redisSession struct {
 	err   error // why it ended
 }
 
+// tenantChannel is one watch of a tenant: a tenant unwatched and watched
+// again gets a new one.
+type tenantChannel struct {
+	// ready is WatchTenant's channel: once it is closed, publishes made from
+	// then on reach the current subscriber connection (or the node is down).
+	ready <-chan struct{}
+}
+
 // barrier is a PING sent after SUBSCRIBE commands: Redis answers commands of
 // a connection in order, so its reply proves that they took effect.
 type barrier struct {
@@ -143,15 +161,22 @@ type barrier struct {
 // ownPublish is a publish of this node (of a tenant it watches) that its
 // subscriber connection may bring back. It lets the receiver deliver the
 // notifications it already has without decoding them, and it keeps a publish
-// exactly-once when Publish has to deliver it itself (the PUBLISH failed, or
-// the subscriber connection was down): whichever of the two comes first
-// delivers it, the other one does not.
+// exactly-once when the node has to deliver it itself (the PUBLISH failed,
+// the subscriber connection was down, or it died before bringing the publish
+// back): whichever comes first delivers it, the other one does not.
 type ownPublish struct {
-	ns       []payloads.Notification
-	at       time.Time
-	received bool // the receiver delivered it
-	done     bool // Publish returned, leaving the delivery to the receiver
-	local    bool // Publish delivered it: drop it if it comes
+	tenant string
+	ns     []payloads.Notification
+	at     time.Time
+	watch  *tenantChannel // the tenant's watch when it was published
+	// confirmed: watch was confirmed when it was published, so the PUBLISH
+	// reached Redis after the SUBSCRIBE, and the subscriber connection that
+	// was up then brings it back unless it dies.
+	confirmed bool
+	session   uint64 // with done: the session the delivery was left to
+	received  bool   // the receiver delivered it
+	done      bool   // Publish returned, leaving the delivery to the receiver
+	local     bool   // delivered here without the receiver: drop it if it comes
 }
 
 const (
@@ -219,7 +244,7 @@ func NewRedisBackplane(opts RedisOptions) (*RedisBackplane, error) {
 		metrics: opts.Metrics,
 		node:    binary.BigEndian.Uint64(id[:]),
 		closed:  make(chan struct{}),
-		tenants: make(map[string]struct{}),
+		tenants: make(map[string]*tenantChannel),
 		downErr: errors.New("not connected yet"),
 		own:     make(map[uint64]*ownPublish),
 	}
@@ -237,12 +262,12 @@ func NewRedisBackplane(opts RedisOptions) (*RedisBackplane, error) {
 
 func (b *RedisBackplane) channel(tenant string) string { return b.opts.Prefix + tenant }
 
-// watching reports whether this node receives tenant's publishes.
-func (b *RedisBackplane) watching(tenant string) bool {
+// watching returns the watch of tenant, nil when this node does not receive
+// its publishes.
+func (b *RedisBackplane) watching(tenant string) *tenantChannel {
 	b.tenantsMu.RLock()
 	defer b.tenantsMu.RUnlock()
-	_, ok := b.tenants[tenant]
-	return ok
+	return b.tenants[tenant]
 }
 
 // Ready implements Backplane: nil while the subscriber connection is up and
@@ -265,12 +290,13 @@ func (b *RedisBackplane) Publish(ctx context.Context, tenant string, ns []payloa
 		return ErrNotRunning
 	}
 	deliver := *dp
-	watched := b.watching(tenant)
+	watch := b.watching(tenant)
+	watched := watch != nil
 	h := wireHeader{node: b.node, seq: b.seq.Add(1)}
 	msg := encodeMessage(h, ns)
 	up := b.upSession.Load()
 	if watched {
-		b.remember(h.seq, ns)
+		b.remember(h.seq, tenant, ns, watch)
 	}
 	pctx, cancel := context.WithTimeout(ctx, b.opts.PublishTimeout)
 	err := b.client.Publish(pctx, b.channel(tenant), msg).Err()
@@ -280,15 +306,12 @@ func (b *RedisBackplane) Publish(ctx context.Context, tenant string, ns []payloa
 		if !watched {
 			return nil
 		}
-		if up != 0 && b.upSession.Load() == up {
-			b.leaveToReceiver(h.seq)
+		if up != 0 && b.leaveToReceiver(h.seq, up) {
 			return nil
 		}
 		// The subscriber connection was down, or was replaced meanwhile: it
 		// may never bring this back, so deliver here unless it already did.
-		if b.claim(h.seq) {
-			deliver(tenant, ns)
-		}
+		b.deliverOwn(h.seq, tenant, ns, deliver)
 		return nil
 	}
 	b.metrics.BackplaneMessage("publish_failed")
@@ -296,46 +319,132 @@ func (b *RedisBackplane) Publish(ctx context.Context, tenant string, ns []payloa
 	if !watched {
 		return fmt.Errorf("%w (this node has no subscribers of the tenant): %w", ErrCrossNode, err)
 	}
-	if !b.claim(h.seq) {
+	if !b.deliverOwn(h.seq, tenant, ns, deliver) {
 		// The subscriber connection brought it back, so Redis did take it
 		// and every subscribed node got it: only the reply was lost.
 		b.metrics.BackplaneMessage("published")
 		return nil
 	}
-	deliver(tenant, ns)
 	return fmt.Errorf("%w; delivered to this node's subscribers only: %w", ErrCrossNode, err)
 }
 
 // remember records a publish of a watched tenant for the receiver.
-func (b *RedisBackplane) remember(seq uint64, ns []payloads.Notification) {
+func (b *RedisBackplane) remember(seq uint64, tenant string, ns []payloads.Notification, watch *tenantChannel) {
 	now := time.Now()
+	o := &ownPublish{tenant: tenant, ns: ns, at: now, watch: watch}
+	select {
+	case <-watch.ready:
+		o.confirmed = true
+	default:
+	}
 	b.ownMu.Lock()
 	defer b.ownMu.Unlock()
-	b.own[seq] = &ownPublish{ns: ns, at: now}
+	b.own[seq] = o
 	if now.Sub(b.lastPrune) > ownTTL/2 {
 		// Entries normally go when the receiver sees them; these are the
 		// publishes that never came back (a tenant unwatched meanwhile, a
-		// connection lost) and the marks of those delivered by Publish.
+		// connection lost) and the marks of those delivered here.
 		b.lastPrune = now
 		for s, o := range b.own {
 			if now.Sub(o.at) > ownTTL {
+				if o.done && !o.received && !o.local {
+					b.stranded--
+				}
 				delete(b.own, s)
 			}
 		}
 	}
 }
 
-// leaveToReceiver notes that Redis took publish seq and that the receiver
-// delivers it.
-func (b *RedisBackplane) leaveToReceiver(seq uint64) {
+// leaveToReceiver leaves the delivery of publish seq, which Redis took, to
+// the receiver of session up, if that session is still the one that is up.
+// It reports false when it is not: the caller must deliver the publish. The
+// check and the mark are one step under ownMu, so that a session that ends
+// at any point either sees the mark when it hands over its stranded
+// publishes (see deliverStranded) or makes this return false.
+func (b *RedisBackplane) leaveToReceiver(seq, up uint64) bool {
 	b.ownMu.Lock()
 	defer b.ownMu.Unlock()
+	if b.upSession.Load() != up {
+		return false
+	}
 	if o := b.own[seq]; o != nil {
 		if o.received {
 			delete(b.own, seq)
 		} else {
-			o.done = true
+			o.done, o.session = true, up
+			b.stranded++
 		}
+	}
+	return true
+}
+
+// deliverOwn delivers this node's publish seq here, unless the receiver
+// already did, after any publishes stranded by a lost subscriber connection
+// (which are older: each publisher's order holds). It reports whether it
+// delivered seq.
+func (b *RedisBackplane) deliverOwn(seq uint64, tenant string, ns []payloads.Notification, deliver func(string, []payloads.Notification)) bool {
+	b.deliverMu.Lock()
+	defer b.deliverMu.Unlock()
+	b.deliverStrandedLocked(deliver)
+	if !b.claim(seq) {
+		return false
+	}
+	deliver(tenant, ns)
+	return true
+}
+
+// deliverStranded delivers, oldest first, this node's publishes that were
+// left to a subscriber connection that has ended without bringing them
+// back. Redis took them, Publish answered so, and the other nodes got them;
+// without this, this node's subscribers would not. The run loop calls it
+// when a session ends; Publish calls it before delivering one itself.
+func (b *RedisBackplane) deliverStranded(deliver func(string, []payloads.Notification)) {
+	b.deliverMu.Lock()
+	defer b.deliverMu.Unlock()
+	b.deliverStrandedLocked(deliver)
+}
+
+type strandedPublish struct {
+	seq    uint64
+	tenant string
+	ns     []payloads.Notification
+}
+
+// deliverStrandedLocked is deliverStranded with deliverMu held.
+func (b *RedisBackplane) deliverStrandedLocked(deliver func(string, []payloads.Notification)) {
+	b.ownMu.Lock()
+	if b.stranded == 0 {
+		b.ownMu.Unlock()
+		return
+	}
+	var todo []strandedPublish
+	up := b.upSession.Load() // a session id is up once, so another one has ended
+	b.tenantsMu.RLock()
+	for seq, o := range b.own {
+		if !o.done || o.received || o.local || o.session == up {
+			continue
+		}
+		o.local = true
+		b.stranded--
+		// Only while the tenant has stayed watched since, and only if the
+		// PUBLISH followed the SUBSCRIBE: otherwise the connection would
+		// not have brought it back either, and the subscribers it would go
+		// to now came later.
+		if o.confirmed && b.tenants[o.tenant] == o.watch {
+			todo = append(todo, strandedPublish{seq, o.tenant, o.ns})
+		}
+		o.ns = nil
+	}
+	b.tenantsMu.RUnlock()
+	b.ownMu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
+	slices.SortFunc(todo, func(x, y strandedPublish) int { return cmp.Compare(x.seq, y.seq) })
+	b.log.Info("redis backplane: delivering this node's publishes that the lost connection did not bring back", "publishes", len(todo))
+	for _, p := range todo {
+		deliver(p.tenant, p.ns)
 	}
 }
 
@@ -372,6 +481,7 @@ func (b *RedisBackplane) takeOwn(seq uint64) (ns []payloads.Notification, ok boo
 	}
 	o.received = true
 	if o.done {
+		b.stranded--
 		delete(b.own, seq)
 	}
 	return o.ns, true
@@ -383,9 +493,14 @@ func (b *RedisBackplane) takeOwn(seq uint64) (ns []payloads.Notification, ok boo
 func (b *RedisBackplane) WatchTenant(tenant string) <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	ready := b.watchLocked(tenant)
 	b.tenantsMu.Lock()
-	b.tenants[tenant] = struct{}{}
+	b.tenants[tenant] = &tenantChannel{ready: ready}
 	b.tenantsMu.Unlock()
+	return ready
+}
+
+func (b *RedisBackplane) watchLocked(tenant string) <-chan struct{} {
 	s := b.sess
 	if s == nil {
 		return b.closed
@@ -534,6 +649,8 @@ func (b *RedisBackplane) run(ctx context.Context, deliver func(string, []payload
 		if ctx.Err() != nil {
 			return
 		}
+		// Nothing more comes from s: deliver what it was left to bring back.
+		b.deliverStranded(deliver)
 		if wasUp {
 			attempt, downSince = 0, time.Now()
 			b.log.Warn("redis backplane lost its connection: publishes reach this node only until it reconnects", "err", err)
@@ -679,6 +796,8 @@ func (b *RedisBackplane) receive(m *redis.Message, deliver func(string, []payloa
 		return
 	}
 	if h.node == b.node {
+		b.deliverMu.Lock()
+		defer b.deliverMu.Unlock()
 		if ns, handled := b.takeOwn(h.seq); handled {
 			if ns != nil {
 				deliver(tenant, ns)

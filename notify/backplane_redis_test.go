@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,6 +59,8 @@ type node struct {
 	b       *RedisBackplane
 	got     chan batch
 	metrics *fakeBackplaneMetrics
+	// hook, when set, sees each batch in the deliver call, before got does.
+	hook atomic.Pointer[func(batch)]
 }
 
 // testLogger logs through t, so a failing test shows the backplane's log.
@@ -93,7 +97,12 @@ func startNode(t *testing.T, url string, mutate ...func(*RedisOptions)) *node {
 	}
 	n.b = b
 	ctx, cancel := context.WithCancel(context.Background())
-	stopped, err := b.Start(ctx, func(tenant string, ns []payloads.Notification) { n.got <- batch{tenant, ns} })
+	stopped, err := b.Start(ctx, func(tenant string, ns []payloads.Notification) {
+		if h := n.hook.Load(); h != nil {
+			(*h)(batch{tenant, ns})
+		}
+		n.got <- batch{tenant, ns}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,6 +458,60 @@ func TestRedisBackplaneSubscriberLost(t *testing.T) {
 	a.expectNothing()
 }
 
+// TestRedisBackplaneStrandedOwnPublishes covers a node whose subscriber
+// connection dies after Redis accepted its publishes and before they came
+// back on it (a Redis restart or a reset while the receiver is busy
+// delivering): Publish answered that they were accepted, so the node's own
+// subscribers must still get them, once, in order with what comes later.
+func TestRedisBackplaneStrandedOwnPublishes(t *testing.T) {
+	r := redistest.Start(t)
+	a := startNode(t, r.URL(), func(o *RedisOptions) {
+		// Only the killed connection may end the session: not the watchdog
+		// while the receiver is held, not a quick reconnection before the
+		// test has seen the node down.
+		o.HealthInterval = time.Minute
+		o.MinBackoff, o.MaxBackoff = time.Second, time.Second
+	})
+	a.waitReady(true)
+	a.watch("t")
+	held, release := make(chan struct{}), make(chan struct{})
+	hook := func(b batch) {
+		if refsOf(b.ns)[0] == "hold" {
+			close(held)
+			<-release
+		}
+	}
+	a.hook.Store(&hook)
+	a.mustPublish("t", note("hold"))
+	select {
+	case <-held:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the receiver did not deliver the first publish")
+	}
+	// The receiver is busy; meanwhile Redis drops the subscriber connection.
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer raw.Close()
+	if err := raw.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Redis accepts these, with nobody subscribed, while the node still
+	// holds its session for up: Publish leaves them to the receiver.
+	a.mustPublish("t", note("p1"))
+	a.mustPublish("t", note("p2"))
+	if err := a.b.Ready(); err != nil {
+		t.Fatalf("the node noticed the lost connection too early for this test: %v", err)
+	}
+	close(release)
+	a.waitReady(false)
+	a.mustPublish("t", note("p3")) // delivered by Publish: the node is down
+	a.waitReady(true)
+	a.mustPublish("t", note("p4")) // brought back by the new connection
+	for _, ref := range []string{"hold", "p1", "p2", "p3", "p4"} {
+		a.expectRefs("t", ref)
+	}
+	a.expectNothing()
+}
+
 func TestRedisBackplaneUnreachableAtStart(t *testing.T) {
 	r := redistest.Start(t)
 	url := r.URL()
@@ -482,28 +545,43 @@ func TestRedisBackplaneNotRunning(t *testing.T) {
 }
 
 // TestOwnPublishes checks the bookkeeping that keeps a node's own publishes
-// exactly-once when Publish has to deliver one itself.
+// exactly-once when the node has to deliver one itself.
 func TestOwnPublishes(t *testing.T) {
-	b, err := NewRedisBackplane(RedisOptions{URL: "redis://127.0.0.1:1"})
+	b, err := NewRedisBackplane(RedisOptions{URL: "redis://127.0.0.1:1", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ns := []payloads.Notification{note("x")}
+	watch := &tenantChannel{ready: b.closed} // confirmed
+	b.tenants["t"] = watch
+	const up = 1
+	b.upSession.Store(up)
+	var delivered []string
+	deliver := func(_ string, ns []payloads.Notification) { delivered = append(delivered, refsOf(ns)...) }
+	expectDelivered := func(want ...string) {
+		t.Helper()
+		if !slices.Equal(delivered, want) {
+			t.Fatalf("delivered %q, want %q", delivered, want)
+		}
+		delivered = nil
+	}
 
 	// Normal: received before or after Publish returns; the receiver uses
 	// the batch it has and the entry goes away.
-	b.remember(1, ns)
+	b.remember(1, "t", ns, watch)
 	if got, ok := b.takeOwn(1); !ok || len(got) != 1 {
 		t.Fatal("own publish not recognised")
 	}
-	b.leaveToReceiver(1)
-	b.remember(2, ns)
-	b.leaveToReceiver(2)
+	if !b.leaveToReceiver(1, up) {
+		t.Fatal("not left to the receiver of the session that is up")
+	}
+	b.remember(2, "t", ns, watch)
+	b.leaveToReceiver(2, up)
 	if got, ok := b.takeOwn(2); !ok || len(got) != 1 {
 		t.Fatal("own publish not recognised after Publish returned")
 	}
 	// Claimed by Publish before the receiver had it: Publish delivers...
-	b.remember(3, ns)
+	b.remember(3, "t", ns, watch)
 	if !b.claim(3) {
 		t.Fatal("claimed publish not delivered by Publish")
 	}
@@ -512,7 +590,7 @@ func TestOwnPublishes(t *testing.T) {
 		t.Fatal("publish delivered by Publish delivered again")
 	}
 	// Claimed after the receiver had it: nothing more to do.
-	b.remember(4, ns)
+	b.remember(4, "t", ns, watch)
 	b.takeOwn(4)
 	if b.claim(4) {
 		t.Fatal("publish delivered twice")
@@ -521,12 +599,63 @@ func TestOwnPublishes(t *testing.T) {
 	if _, ok := b.takeOwn(99); ok {
 		t.Fatal("unknown publish taken")
 	}
-	b.ownMu.Lock()
-	left := len(b.own)
-	b.ownMu.Unlock()
-	if left != 0 {
-		t.Fatalf("%d entries left", left)
+
+	// Left to a session that ended before bringing them back: delivered
+	// here, oldest first, once, and dropped if they come back after all.
+	b.remember(5, "t", []payloads.Notification{note("5")}, watch)
+	b.remember(6, "t", []payloads.Notification{note("6")}, watch)
+	b.leaveToReceiver(6, up)
+	b.leaveToReceiver(5, up)
+	b.deliverStranded(deliver)
+	expectDelivered() // the session is still up: they may still come
+	b.upSession.Store(0)
+	if b.leaveToReceiver(7, up) {
+		t.Fatal("left to a session that has ended")
 	}
+	b.deliverStranded(deliver)
+	expectDelivered("5", "6")
+	b.deliverStranded(deliver)
+	expectDelivered()
+	if got, ok := b.takeOwn(5); !ok || got != nil {
+		t.Fatal("stranded publish delivered again when it came back")
+	}
+	// Publish delivering one itself delivers the stranded ones first.
+	b.upSession.Store(2)
+	b.remember(8, "t", []payloads.Notification{note("8")}, watch)
+	b.leaveToReceiver(8, 2)
+	b.upSession.Store(0)
+	b.remember(9, "t", []payloads.Notification{note("9")}, watch)
+	if !b.deliverOwn(9, "t", []payloads.Notification{note("9")}, deliver) {
+		t.Fatal("not delivered by Publish while down")
+	}
+	expectDelivered("8", "9")
+	// Not delivered when the tenant was unwatched or watched anew since, or
+	// when the publish may have preceded the subscription: the connection
+	// would not have brought those back either.
+	b.upSession.Store(3)
+	unconfirmed := &tenantChannel{ready: make(chan struct{})}
+	b.tenants["u"] = unconfirmed
+	b.remember(10, "t", []payloads.Notification{note("10")}, watch)
+	b.remember(11, "u", []payloads.Notification{note("11")}, unconfirmed)
+	b.remember(12, "t", []payloads.Notification{note("12")}, watch)
+	for seq := uint64(10); seq <= 12; seq++ {
+		b.leaveToReceiver(seq, 3)
+	}
+	b.tenants["t"] = &tenantChannel{ready: b.closed}
+	b.upSession.Store(0)
+	b.deliverStranded(deliver)
+	expectDelivered()
+
+	b.ownMu.Lock()
+	for seq, o := range b.own {
+		if !o.local {
+			t.Errorf("entry %d left: %+v", seq, o)
+		}
+	}
+	if b.stranded != 0 {
+		t.Errorf("%d stranded entries counted, want 0", b.stranded)
+	}
+	b.ownMu.Unlock()
 }
 
 func TestBackoff(t *testing.T) {
