@@ -49,6 +49,8 @@ type Config struct {
 	DisconnectTimeout       time.Duration // HUB_DISCONNECT_TIMEOUT: a connection without its transport (between polls, after a drop) is kept this long
 	PollTimeout             time.Duration // HUB_POLL_TIMEOUT: longest long poll (keep it under the clients' 100 s)
 	ShutdownTimeout         time.Duration // HUB_SHUTDOWN_TIMEOUT: drain time on SIGTERM
+	ReadTimeout             time.Duration // HUB_READ_TIMEOUT: reading one request, body included (both listeners)
+	IdleTimeout             time.Duration // HUB_IDLE_TIMEOUT: a keep-alive connection waiting for its next request (both listeners)
 
 	RedisURL string // HUB_REDIS_URL: Redis backplane; empty = this node only
 	LogLevel string // HUB_LOG_LEVEL: debug, info, warn, error
@@ -104,6 +106,8 @@ func DefaultConfig() Config {
 		DisconnectTimeout:       15 * time.Second,
 		PollTimeout:             90 * time.Second,
 		ShutdownTimeout:         10 * time.Second,
+		ReadTimeout:             10 * time.Second,
+		IdleTimeout:             2 * time.Minute, // above the 60 s of common load balancers, which then close first
 		LogLevel:                "info",
 		AdminScope:              "events.admin",
 		StorePath:               "notifyhub.db",
@@ -222,6 +226,8 @@ func FromEnv(cfg Config, getenv func(string) string) (Config, error) {
 	dur("HUB_DISCONNECT_TIMEOUT", &cfg.DisconnectTimeout)
 	dur("HUB_POLL_TIMEOUT", &cfg.PollTimeout)
 	dur("HUB_SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
+	dur("HUB_READ_TIMEOUT", &cfg.ReadTimeout)
+	dur("HUB_IDLE_TIMEOUT", &cfg.IdleTimeout)
 	str("HUB_REDIS_URL", &cfg.RedisURL)
 	str("HUB_LOG_LEVEL", &cfg.LogLevel)
 	boolean("HUB_PPROF", &cfg.PProf)

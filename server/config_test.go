@@ -3,6 +3,7 @@ package server_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"notifyhub/server"
 )
@@ -55,5 +56,30 @@ func TestFromEnvLimits(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", g, tt.want)
 			}
 		})
+	}
+}
+
+func TestFromEnvListenerTimeouts(t *testing.T) {
+	tests := []struct {
+		env        map[string]string
+		read, idle time.Duration
+		wantErr    string
+	}{
+		{nil, 10 * time.Second, 2 * time.Minute, ""},
+		{map[string]string{"HUB_READ_TIMEOUT": "5s", "HUB_IDLE_TIMEOUT": "30s"}, 5 * time.Second, 30 * time.Second, ""},
+		{map[string]string{"HUB_READ_TIMEOUT": "0"}, 0, 0, `HUB_READ_TIMEOUT="0": want a positive duration`},
+		{map[string]string{"HUB_IDLE_TIMEOUT": "soon"}, 0, 0, `HUB_IDLE_TIMEOUT="soon"`},
+	}
+	for _, tt := range tests {
+		cfg, err := server.FromEnv(server.DefaultConfig(), func(k string) string { return tt.env[k] })
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%v: error %v, want one containing %q", tt.env, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || cfg.ReadTimeout != tt.read || cfg.IdleTimeout != tt.idle {
+			t.Errorf("%v: read %v idle %v (%v), want %v and %v", tt.env, cfg.ReadTimeout, cfg.IdleTimeout, err, tt.read, tt.idle)
+		}
 	}
 }

@@ -150,7 +150,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		// ReduceMemoryUsage it returns the reader to its pool once a request
 		// is read, so an idle WebSocket holds none.
 		ReduceMemoryUsage: true,
+		// A client that connects and sends nothing, or drips its headers,
+		// would otherwise hold a goroutine and buffers for ever. The read
+		// timeout covers reading a request, not handling it: a held long
+		// poll or an SSE stream is not cut, and fasthttp clears the
+		// deadlines before handing a WebSocket over.
+		ReadTimeout: cfg.ReadTimeout,
+		IdleTimeout: cfg.IdleTimeout,
 	})
+	s.public.Server().ConnState = firstByteDeadline(cfg.ReadTimeout) // ReadTimeout alone misses a silent client here
 	if len(cfg.CORSOrigins) > 0 {
 		// The JS client sends credentials by default, so origins are echoed, never "*".
 		s.public.Use(cors.New(cors.Config{
@@ -172,6 +180,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		ErrorHandler:          errorHandler,
 		Immutable:             true, // as on the public listener: tenant ids outlive requests
 		BodyLimit:             cfg.MaxPublishBytes,
+		ReadTimeout:           cfg.ReadTimeout, // as on the public listener
+		IdleTimeout:           cfg.IdleTimeout,
 	})
 	s.mountInternal(s.internal)
 	s.mountWebhooksAPI(s.internal)
