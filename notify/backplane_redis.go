@@ -104,8 +104,11 @@ type RedisBackplane struct {
 	// deliver is Start's deliver function while the backplane runs.
 	deliver atomic.Pointer[func(string, []payloads.Notification)]
 
-	// mu orders what is written on the subscriber connection. Publish does
-	// not take it: a write held up by a slow Redis must not hold up publishes.
+	// mu guards the sessions and what is queued for their writers. No one
+	// holds it while waiting for Redis: WatchTenant and UnwatchTenant run
+	// under the hub's tenant locks, from client invocations and from
+	// connections ending on the endpoint's heartbeat path. Publish does not
+	// take it at all.
 	mu      sync.Mutex
 	running bool
 	sess    *redisSession // nil while disconnected
@@ -129,17 +132,36 @@ type RedisBackplane struct {
 }
 
 // redisSession is one subscriber connection and what was sent on it.
+//
+// Only its writer goroutine writes on the connection: go-redis may dial in
+// any PubSub call (after a failed read its reconnection holds the PubSub's
+// lock for a dial and a handshake), so a write can wait for dial and write
+// timeouts while Redis is unreachable. The others queue under b.mu.
 type redisSession struct {
 	id       uint64 // from 1
 	ps       *redis.PubSub
-	barriers []barrier // pings sent and not yet answered, oldest first
+	lastRead atomic.Int64       // unix nanoseconds of the last reply of any kind
+	cancel   context.CancelFunc // of the writer's context: cuts a dial short
+
+	// Guarded by b.mu.
+	queue    []subCommand  // to send, in order
+	pingTo   uint64        // with the queue: a barrier ping with this id, 0: none
+	health   bool          // with the queue: a health ping
+	wake     chan struct{} // capacity 1: something is queued
+	barriers []barrier     // pings queued or sent and not yet answered, oldest first
 	nextPing uint64
-	lastRead atomic.Int64 // unix nanoseconds of the last reply of any kind
 
 	// Set once by endLocked.
 	ended bool
 	wasUp bool  // it had been up
 	err   error // why it ended
+}
+
+// subCommand is a SUBSCRIBE or UNSUBSCRIBE of one channel, queued for a
+// session's writer.
+type subCommand struct {
+	channel     string
+	unsubscribe bool
 }
 
 // tenantChannel is one watch of a tenant: a tenant unwatched and watched
@@ -151,7 +173,9 @@ type tenantChannel struct {
 }
 
 // barrier is a PING sent after SUBSCRIBE commands: Redis answers commands of
-// a connection in order, so its reply proves that they took effect.
+// a connection in order, so its reply proves that they took effect. The
+// writer sends one ping for all the barriers queued with one batch (the
+// latest id): its reply answers them all.
 type barrier struct {
 	id    uint64
 	done  chan struct{}
@@ -487,37 +511,26 @@ func (b *RedisBackplane) takeOwn(seq uint64) (ns []payloads.Notification, ok boo
 	return o.ns, true
 }
 
-// WatchTenant implements TenantRouter: it subscribes to the tenant's channel
-// and returns a channel closed when Redis confirmed it. While disconnected it
-// only records the tenant, which the next connection subscribes to.
+// WatchTenant implements TenantRouter: it queues the subscription to the
+// tenant's channel and returns a channel closed when Redis confirmed it, or
+// when the session ends first. While disconnected it only records the
+// tenant, which the next connection subscribes to. It never waits for Redis.
 func (b *RedisBackplane) WatchTenant(tenant string) <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ready := b.watchLocked(tenant)
+	var ready <-chan struct{} = b.closed
+	if s := b.sess; s != nil {
+		s.queueLocked(subCommand{channel: b.channel(tenant)})
+		ready = b.barrierLocked(s, false)
+	}
 	b.tenantsMu.Lock()
 	b.tenants[tenant] = &tenantChannel{ready: ready}
 	b.tenantsMu.Unlock()
 	return ready
 }
 
-func (b *RedisBackplane) watchLocked(tenant string) <-chan struct{} {
-	s := b.sess
-	if s == nil {
-		return b.closed
-	}
-	if err := s.ps.Subscribe(context.Background(), b.channel(tenant)); err != nil {
-		b.breakLocked(s, fmt.Errorf("subscribe to tenant channel: %w", err))
-		return b.closed
-	}
-	done, err := b.barrierLocked(s, false)
-	if err != nil {
-		b.breakLocked(s, err)
-		return b.closed
-	}
-	return done
-}
-
-// UnwatchTenant implements TenantRouter.
+// UnwatchTenant implements TenantRouter: it queues the unsubscription. It
+// never waits for Redis.
 func (b *RedisBackplane) UnwatchTenant(tenant string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -525,23 +538,104 @@ func (b *RedisBackplane) UnwatchTenant(tenant string) {
 	delete(b.tenants, tenant)
 	b.tenantsMu.Unlock()
 	if s := b.sess; s != nil {
-		if err := s.ps.Unsubscribe(context.Background(), b.channel(tenant)); err != nil {
-			b.breakLocked(s, fmt.Errorf("unsubscribe from tenant channel: %w", err))
+		s.queueLocked(subCommand{channel: b.channel(tenant), unsubscribe: true})
+	}
+}
+
+// queueLocked queues c for s's writer.
+func (s *redisSession) queueLocked(c subCommand) {
+	s.queue = append(s.queue, c)
+	s.wakeLocked()
+}
+
+func (s *redisSession) wakeLocked() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// barrierLocked queues a barrier ping on s after what is queued; the channel
+// is closed when it is answered or the session ends.
+func (b *RedisBackplane) barrierLocked(s *redisSession, setUp bool) <-chan struct{} {
+	s.nextPing++
+	done := make(chan struct{})
+	s.barriers = append(s.barriers, barrier{id: s.nextPing, done: done, setUp: setUp})
+	s.pingTo = s.nextPing
+	s.wakeLocked()
+	return done
+}
+
+// writer sends what is queued for s, in order, until s ends. A failed write
+// ends s; the receiver then sees its connection close and reconnects.
+func (b *RedisBackplane) writer(ctx context.Context, s *redisSession) {
+	var batch []subCommand
+	var channels []string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		}
+		b.mu.Lock()
+		if s.ended {
+			b.mu.Unlock()
+			return
+		}
+		batch, s.queue = s.queue, batch[:0]
+		pingTo, health := s.pingTo, s.health
+		s.pingTo, s.health = 0, false
+		b.mu.Unlock()
+
+		err := b.send(ctx, s, batch, &channels, pingTo, health)
+		clear(batch)
+		if err != nil {
+			b.mu.Lock()
+			b.breakLocked(s, err)
+			b.mu.Unlock()
+			return
 		}
 	}
 }
 
-// barrierLocked sends a barrier ping on s; the channel is closed when it is
-// answered or the session ends.
-func (b *RedisBackplane) barrierLocked(s *redisSession, setUp bool) (<-chan struct{}, error) {
-	s.nextPing++
-	id := s.nextPing
-	if err := s.ps.Ping(context.Background(), barrierPrefix+strconv.FormatUint(id, 10)); err != nil {
-		return nil, fmt.Errorf("ping redis: %w", err)
+// send writes one batch on s: runs of subscriptions and unsubscriptions as
+// one command each, in order, then one ping.
+func (b *RedisBackplane) send(ctx context.Context, s *redisSession, batch []subCommand, channels *[]string, pingTo uint64, health bool) error {
+	for i := 0; i < len(batch); {
+		unsubscribe := batch[i].unsubscribe
+		chs := (*channels)[:0]
+		for ; i < len(batch) && batch[i].unsubscribe == unsubscribe; i++ {
+			chs = append(chs, batch[i].channel)
+		}
+		*channels = chs
+		var err error
+		if unsubscribe {
+			err = s.ps.Unsubscribe(ctx, chs...)
+		} else {
+			err = s.ps.Subscribe(ctx, chs...)
+		}
+		clear(chs)
+		if err != nil {
+			verb := "subscribe to"
+			if unsubscribe {
+				verb = "unsubscribe from"
+			}
+			return fmt.Errorf("%s %d tenant channels: %w", verb, len(chs), err)
+		}
 	}
-	done := make(chan struct{})
-	s.barriers = append(s.barriers, barrier{id: id, done: done, setUp: setUp})
-	return done, nil
+	payload := ""
+	switch {
+	case pingTo != 0:
+		payload = barrierPrefix + strconv.FormatUint(pingTo, 10)
+	case health:
+		payload = healthPing
+	default:
+		return nil
+	}
+	if err := s.ps.Ping(ctx, payload); err != nil {
+		return fmt.Errorf("ping redis: %w", err)
+	}
+	return nil
 }
 
 // pong handles the reply to a ping of session s.
@@ -588,8 +682,8 @@ func (b *RedisBackplane) breakLocked(s *redisSession, err error) {
 	go func() { _ = s.ps.Close() }()
 }
 
-// endLocked ends session s once: it detaches it, releases everyone waiting on
-// it and marks the backplane down for the reason err.
+// endLocked ends session s once: it detaches it, stops its writer, releases
+// everyone waiting on it and marks the backplane down for the reason err.
 func (b *RedisBackplane) endLocked(s *redisSession, err error) {
 	if s.ended {
 		return
@@ -598,6 +692,10 @@ func (b *RedisBackplane) endLocked(s *redisSession, err error) {
 	if b.sess == s {
 		b.sess = nil
 	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.queue = nil
 	for _, br := range s.barriers {
 		close(br.done)
 	}
@@ -689,19 +787,20 @@ func (b *RedisBackplane) session(ctx context.Context, s *redisSession, deliver f
 	stop := context.AfterFunc(ctx, func() { _ = s.ps.Close() })
 	defer stop()
 
-	// Dial before taking b.mu: WatchTenant must not wait for a slow dial.
+	// Dial before the session is current, so that nothing queues behind a
+	// connection that cannot be made.
 	if err := s.ps.Ping(ctx, connectPing); err != nil {
 		return fmt.Errorf("connect to redis: %w", err)
 	}
 	s.touch()
-	if err := b.start(s); err != nil {
-		return err
-	}
-	watchdogDone := make(chan struct{})
-	defer func() { <-watchdogDone }()
-	wctx, cancel := context.WithCancel(ctx)
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	go func() { defer close(watchdogDone); b.watchdog(wctx, s) }()
+	s.cancel, s.wake = cancel, make(chan struct{}, 1)
+	wg.Go(func() { b.writer(sctx, s) })
+	b.start(s)
+	wg.Go(func() { b.watchdog(sctx, s) })
 
 	for {
 		msg, err := s.ps.Receive(ctx)
@@ -724,28 +823,21 @@ func (b *RedisBackplane) session(ctx context.Context, s *redisSession, deliver f
 	}
 }
 
-// start subscribes session s to every watched tenant and makes it current.
-func (b *RedisBackplane) start(s *redisSession) error {
+// start queues the subscriptions of session s to every watched tenant, and
+// the barrier that makes the node up, and makes s current.
+func (b *RedisBackplane) start(s *redisSession) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tenantsMu.RLock()
-	channels := make([]string, 0, len(b.tenants))
+	s.queue = slices.Grow(s.queue, len(b.tenants))
 	for t := range b.tenants {
-		channels = append(channels, b.channel(t))
+		s.queue = append(s.queue, subCommand{channel: b.channel(t)})
 	}
 	b.tenantsMu.RUnlock()
-	if len(channels) > 0 {
-		if err := s.ps.Subscribe(context.Background(), channels...); err != nil {
-			return fmt.Errorf("subscribe to %d tenant channels: %w", len(channels), err)
-		}
-	}
 	b.lastID++
 	s.id = b.lastID
-	if _, err := b.barrierLocked(s, true); err != nil {
-		return err
-	}
+	b.barrierLocked(s, true)
 	b.sess = s
-	return nil
 }
 
 // watchdog pings an idle connection and closes it when Redis stops answering
@@ -769,12 +861,12 @@ func (b *RedisBackplane) watchdog(ctx context.Context, s *redisSession) {
 			b.mu.Unlock()
 			return
 		case idle >= every:
-			if err := s.ps.Ping(ctx, healthPing); err != nil && ctx.Err() == nil {
-				b.mu.Lock()
-				b.breakLocked(s, fmt.Errorf("ping redis: %w", err))
-				b.mu.Unlock()
-				return
-			}
+			// Through the writer: the watchdog itself must not wait for a
+			// write, or it could not drop a connection whose writes hang.
+			b.mu.Lock()
+			s.health = true
+			s.wakeLocked()
+			b.mu.Unlock()
 		}
 	}
 }

@@ -712,3 +712,91 @@ func BenchmarkFirstSubscribe(b *testing.B) {
 		run(b, bp)
 	})
 }
+
+// TestRedisSilentDoesNotStallSubscriptions: Redis drops the node's
+// subscriber connection and then stops answering (a failover, a stalled
+// host): the client library's reconnection waits for Redis with its dial
+// and read timeouts. Meanwhile a connection that ends (Disconnect, from the
+// endpoint's heartbeat path) must not wait for the network, nor hold up other
+// tenants' subscriptions; a new subscription waits only until the node
+// notices that Redis is silent. When Redis answers again, the node is
+// subscribed to exactly the tenants it has subscribers for.
+func TestRedisSilentDoesNotStallSubscriptions(t *testing.T) {
+	r := redistest.Start(t)
+	bp, err := NewRedisBackplane(RedisOptions{
+		URL:            r.URL(),
+		PublishTimeout: 8 * time.Second, // also the dial, read and write timeouts
+		HealthInterval: 200 * time.Millisecond,
+		MinBackoff:     20 * time.Millisecond,
+		MaxBackoff:     200 * time.Millisecond,
+		Logger:         testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Options{Backplane: bp})
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped, err := h.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-stopped })
+	for bp.Ready() != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ev := payloads.Filter{Event: payloads.EventLicenceActivated}
+	leaving, staying := &fakeSub{tenant: "leaving"}, &fakeSub{tenant: "staying"}
+	for _, s := range []*fakeSub{leaving, staying} {
+		if _, err := h.Subscribe(s, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer raw.Close()
+	const silence = 4 * time.Second
+	pipe := raw.TxPipeline()
+	pipe.ClientKillByFilter(ctx, "TYPE", "pubsub")
+	pipe.Do(ctx, "CLIENT", "PAUSE", silence.Milliseconds(), "ALL")
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	silent := time.Now()
+	time.Sleep(100 * time.Millisecond) // the client library is reconnecting by now
+
+	start := time.Now()
+	h.Disconnect(leaving)
+	disconnected := time.Since(start)
+	if disconnected > time.Second {
+		t.Errorf("Disconnect of the last connection of a tenant took %v while Redis was silent", disconnected)
+	}
+	start = time.Now()
+	joining := &fakeSub{tenant: "joining"}
+	if _, err := h.Subscribe(joining, ev); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > silence/2 {
+		t.Errorf("Subscribe of a new tenant took %v while Redis was silent", d)
+	} else {
+		t.Logf("while Redis was silent: Disconnect took %v, Subscribe %v", disconnected, d)
+	}
+	if time.Since(silent) > silence-500*time.Millisecond {
+		t.Fatalf("the test itself took too long to tell anything (%v)", time.Since(silent))
+	}
+
+	deadline := time.Now().Add(silence + 10*time.Second)
+	for bp.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready again: %v", bp.Ready())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	channels, err := raw.PubSubChannels(ctx, "notifyhub:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(channels)
+	if want := []string{"notifyhub:joining", "notifyhub:staying"}; !slices.Equal(channels, want) {
+		t.Fatalf("subscribed to %q, want %q", channels, want)
+	}
+}

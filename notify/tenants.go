@@ -12,12 +12,16 @@ import (
 // subscribed connection on this node and UnwatchTenant when it loses its last
 // one. Calls for one tenant never overlap and alternate, starting with
 // WatchTenant.
+//
+// Neither may wait for the network, not even for a write or a dial: the hub
+// calls them under a lock that other tenants' subscriptions share, from
+// client invocations and from connections that end (Disconnect runs on the
+// endpoint's heartbeat path).
 type TenantRouter interface {
-	// WatchTenant starts receiving tenant's publishes. It must not wait for
-	// the network: the channel it returns is closed once publishes accepted
-	// from then on are received, or once the backplane stops waiting (for
-	// example because it is disconnected; it then watches the tenant again
-	// when it reconnects).
+	// WatchTenant starts receiving tenant's publishes. The channel it
+	// returns is closed once publishes accepted from then on are received,
+	// or once the backplane stops waiting (for example because it is
+	// disconnected; it then watches the tenant again when it reconnects).
 	WatchTenant(tenant string) <-chan struct{}
 	// UnwatchTenant stops receiving tenant's publishes.
 	UnwatchTenant(tenant string)
