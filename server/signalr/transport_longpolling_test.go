@@ -151,13 +151,31 @@ func TestLongPollingServerCloseThen204(t *testing.T) {
 	}
 }
 
+// lastPollEnd returns when the last poll of the long-polling connection of
+// token ended, as the reaper counts it.
+func (h *testHub) lastPollEnd(t *testing.T, token string) time.Time {
+	t.Helper()
+	c, _ := h.ep.lookup(token)
+	_, _, tr := c.snapshot()
+	lp := tr.(*lpTransport)
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	return lp.lastSeen
+}
+
 func TestLongPollingClientThatStopsPollingIsReaped(t *testing.T) {
-	h := startTestHub(t, Options{PollTimeout: 5 * time.Second, DisconnectTimeout: 150 * time.Millisecond})
+	// The ended connection is remembered (polls get 204) for the
+	// DisconnectTimeout after it is reaped: a second is room enough to poll
+	// it on a loaded machine, and short enough to see it forgotten.
+	const disconnect = time.Second
+	h := startTestHub(t, Options{PollTimeout: 5 * time.Second, DisconnectTimeout: disconnect})
 	tok, conn := h.startLongPolling(t, handshakeJSON)
-	start := time.Now()
+	// Measured from the end of the last poll, as the reaper does, and not
+	// from when this goroutine got to run.
+	lastPoll := h.lastPollEnd(t, tok)
 	h.rec.waitDisconnected(t, conn, 5*time.Second)
-	if took := time.Since(start); took < 100*time.Millisecond {
-		t.Fatalf("reaped after %v, before the DisconnectTimeout", took)
+	if absent := time.Since(lastPoll); absent < disconnect {
+		t.Fatalf("reaped %v after the last poll, before the DisconnectTimeout", absent)
 	}
 	if h.ep.Len() != 0 {
 		t.Fatalf("%d connections left", h.ep.Len())
@@ -173,20 +191,29 @@ func TestLongPollingClientThatStopsPollingIsReaped(t *testing.T) {
 }
 
 func TestLongPollingKeepsAClientThatPolls(t *testing.T) {
-	h := startTestHub(t, Options{PollTimeout: 100 * time.Millisecond, DisconnectTimeout: 150 * time.Millisecond})
+	// Only the gaps between polls count as absence, and they are short: the
+	// DisconnectTimeout leaves a second for each, so a slow machine (GC,
+	// -race, a busy CPU) does not reap the client, while polling goes on for
+	// well over the DisconnectTimeout.
+	const disconnect, pollFor = time.Second, 2 * time.Second
+	h := startTestHub(t, Options{PollTimeout: 200 * time.Millisecond, DisconnectTimeout: disconnect})
 	tok, conn := h.startLongPolling(t, handshakeJSON)
-	// Polls held longer than the DisconnectTimeout do not count as absence.
-	deadline := time.Now().Add(600 * time.Millisecond)
-	for time.Now().Before(deadline) {
-		if r := h.poll(t, tok); r.status != 200 {
-			t.Fatalf("poll: %+v", r)
+	start, polls := time.Now(), 0
+	for time.Since(start) < pollFor {
+		if r := h.poll(t, tok); r.status != 200 || r.body != "" {
+			t.Fatalf("poll %d after %v: %+v, want 200 after the PollTimeout", polls, time.Since(start), r)
 		}
+		polls++
 	}
 	select {
 	case <-conn.Done():
 		t.Fatal("a client that keeps polling was reaped")
 	default:
 	}
+	if h.ep.Len() != 1 {
+		t.Fatalf("%d connections, want the polling one", h.ep.Len())
+	}
+	h.do(t, http.MethodDelete, h.connURL("id="+tok), nil, "") // the drain need not wait for it
 }
 
 func TestLongPollingHandshakeTimeout(t *testing.T) {
