@@ -11,7 +11,7 @@ type TokenRequest struct {
 	Subject string
 	Tenant  string        // "" for none
 	Scopes  []string      // written as the space-delimited "scope" claim
-	TTL     time.Duration // lifetime; negative makes an expired token, 0 one without exp
+	TTL     time.Duration // lifetime; negative makes an expired token, 0 one without exp (which the hub refuses)
 }
 
 // MintToken signs an HS256 token for the dev mode banner and for tests.

@@ -233,6 +233,9 @@ func (c *config) check() error {
 	if c.clientToken == "" && c.secret == "" {
 		return errors.New("need -secret (or $HUB_JWT_SECRET) or -token")
 	}
+	if c.tokenTTL <= 0 {
+		return errors.New("-token-ttl must be positive: the hub refuses tokens without exp")
+	}
 	if (c.burst > 0 || c.rate > 0) && c.publisherToken == "" && c.secret == "" {
 		return errors.New("need -secret (or $HUB_JWT_SECRET) or -publisher-token to publish")
 	}
