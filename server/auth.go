@@ -44,6 +44,17 @@ type authError struct {
 func (e *authError) Error() string   { return e.msg }
 func (e *authError) StatusCode() int { return e.status }
 
+// rejection names the reason a hub connect request was refused, for
+// notifyhub_rejected_total; the endpoint counts it once.
+type rejection struct {
+	reason string
+	err    error
+}
+
+func (r rejection) Error() string        { return r.err.Error() }
+func (r rejection) Unwrap() error        { return r.err }
+func (r rejection) RejectReason() string { return r.reason }
+
 func unauthorized(format string, args ...any) error {
 	return &authError{http.StatusUnauthorized, fmt.Sprintf(format, args...)}
 }

@@ -19,6 +19,10 @@ func TestRefusalsAnswerAndCount(t *testing.T) {
 	events := env.srv.HubURL() + "/events/"
 	opsAdmin := env.token(server.TokenRequest{Subject: "ops", Scopes: []string{"events.admin"}, TTL: time.Hour}) // no tenant: any
 	longTenant := strings.Repeat("x", 129)
+	if s := env.status(http.MethodGet, events+"provision", env.adminToken("org_r"), ""); s != 200 {
+		t.Fatalf("provision: %d", s)
+	}
+	hub := env.hubURL() + "/negotiate?negotiateVersion=1"
 	tests := []struct {
 		name, method, url, token string
 		status                   int
@@ -38,8 +42,12 @@ func TestRefusalsAnswerAndCount(t *testing.T) {
 		{"connection token for an unprovisioned tenant", http.MethodGet, events + "connection_token", env.clientToken("org_p"), 403, "not provisioned", "", "not_provisioned"},
 		{"provision without the admin scope", http.MethodPost, events + "provision", env.clientToken("org_p"), 403, `lacks the "events.admin" scope`, "", "forbidden"},
 		{"subscription token for another tenant", http.MethodGet, events + "subscription_token?channel=shipments:org_q", env.clientToken("org_p"), 403, "another tenant", "", "forbidden"},
+		{"hub negotiate without token", http.MethodPost, hub, "", 401, "missing access token", "", "unauthenticated"},
+		{"hub negotiate for an unprovisioned tenant", http.MethodPost, hub, env.clientToken("org_p"), 403, "not provisioned", "", "not_provisioned"},
+		{"stream negotiate without its site", http.MethodPost, env.srv.HubURL() + "/v1/hub/entries/negotiate?negotiateVersion=1", env.streamToken("org_r", "u", nil), 400, "site_id query parameter is required", "", "bad_request"},
+		{"stream negotiate without a role", http.MethodPost, env.srv.HubURL() + "/v1/hub/entries/negotiate?negotiateVersion=1&site_id=s1", env.streamToken("org_r", "u", nil), 403, "site_admin", "", "forbidden"},
 	}
-	reasons := []string{"unauthenticated", "forbidden", "not_provisioned"}
+	reasons := []string{"unauthenticated", "forbidden", "not_provisioned", "bad_request"}
 	counts := func() map[string]float64 {
 		m := map[string]float64{}
 		for _, r := range reasons {

@@ -331,8 +331,7 @@ func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, sh
 				return nil, err
 			}
 			if err := s.checkProvisioned(c.UserContext(), p.Tenant, fiber.StatusForbidden); err != nil {
-				s.metrics.Rejected("not_provisioned")
-				return nil, err
+				return nil, rejection{"not_provisioned", err}
 			}
 			cl := &client{principal: p, authAt: time.Now()}
 			if len(p.Channels) > 0 && authorize == nil { // the main hub: a connection token's channels
@@ -342,6 +341,10 @@ func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, sh
 			}
 			if authorize != nil {
 				if cl.filters, err = authorize(c, p); err != nil {
+					var ae *authError
+					if errors.As(err, &ae) && ae.status == fiber.StatusBadRequest {
+						return nil, rejection{"bad_request", err}
+					}
 					return nil, err
 				}
 			}
@@ -349,8 +352,7 @@ func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, sh
 			// polls, sends and reattaches of an existing one carry its id.
 			if c.Query("id") == "" {
 				if err := shared.limits.admit(p, time.Now()); err != nil {
-					s.metrics.Rejected("connection_limit")
-					return nil, err
+					return nil, rejection{"connection_limit", err}
 				}
 			}
 			return cl, nil

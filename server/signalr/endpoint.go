@@ -29,7 +29,9 @@ type Options struct {
 	Handler Handler
 	// Authenticate checks a negotiate or connect request and returns what the
 	// Handler later finds in Conn.UserData. An error that has a
-	// StatusCode() int method is answered with that status, any other with 401.
+	// StatusCode() int method is answered with that status, any other with 401;
+	// one with a RejectReason() string method is counted in Metrics.Rejected
+	// under that reason (else 401 and 403 under their own).
 	// Nil: every request is anonymous. It also runs for every later request
 	// of a connection (SSE and long-polling sends, polls, DELETE, a stateful
 	// reattach): those carry the connection's token in the id query

@@ -1,6 +1,8 @@
 package signalr
 
 import (
+	"cmp"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -69,12 +71,23 @@ func (e *Endpoint) authenticate(c *fiber.Ctx) (any, error) {
 	}
 	user, err := e.opts.Authenticate(c)
 	if err != nil {
+		// A refusal is counted once: under the reason the hook gave it
+		// (RejectReason), or else that of its status.
+		var reason string
+		var r interface{ RejectReason() string }
+		if errors.As(err, &r) {
+			reason = r.RejectReason()
+		}
 		status := statusOf(err)
-		if status == fiber.StatusUnauthorized {
-			e.metrics.Rejected("unauthenticated")
+		switch status {
+		case fiber.StatusUnauthorized:
+			reason = cmp.Or(reason, "unauthenticated")
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer`)
-		} else {
-			e.metrics.Rejected("forbidden")
+		case fiber.StatusForbidden:
+			reason = cmp.Or(reason, "forbidden")
+		}
+		if reason != "" {
+			e.metrics.Rejected(reason)
 		}
 		return nil, httpErrorResponse(c, status, err)
 	}
