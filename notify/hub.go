@@ -183,10 +183,19 @@ func (h *Hub) Deliver(tenant string, ns []payloads.Notification) {
 			continue
 		}
 		recipients := h.index.Match(tenant, n.Event, n.Routing, sc.recipients[:0])
+		frames := sc.frames[:0] // a local: the lookup below stays in registers
 		delivered, dropped := 0, 0
 		for _, s := range recipients {
-			frame := h.frameFor(n, s.Encoder(), sc)
-			if frame != nil && s.Deliver(frame) {
+			// The encoders are few, so a linear scan beats a map.
+			enc := s.Encoder()
+			j := 0
+			for j < len(frames) && frames[j].enc != enc {
+				j++
+			}
+			if j == len(frames) {
+				frames = append(frames, encoded{enc, h.encode(n, enc)})
+			}
+			if frame := frames[j].frame; frame != nil && s.Deliver(frame) {
 				delivered++
 			} else {
 				dropped++
@@ -195,8 +204,8 @@ func (h *Hub) Deliver(tenant string, ns []payloads.Notification) {
 		// Do not keep subscribers and frames alive through the pool.
 		clear(recipients)
 		sc.recipients = recipients[:0]
-		clear(sc.frames)
-		sc.frames = sc.frames[:0]
+		clear(frames)
+		sc.frames = frames[:0]
 		h.metrics.Delivered(delivered)
 		if dropped > 0 {
 			h.metrics.Dropped(dropped)
@@ -204,23 +213,16 @@ func (h *Hub) Deliver(tenant string, ns []payloads.Notification) {
 	}
 }
 
-// frameFor returns n encoded by enc (nil if that fails), encoding it on the
-// first use of enc for n. The encoders are few, so a linear scan beats a map.
-func (h *Hub) frameFor(n *payloads.Notification, enc Encoder, sc *deliverScratch) []byte {
+// encode returns n encoded by enc, nil if that fails.
+func (h *Hub) encode(n *payloads.Notification, enc Encoder) []byte {
 	if enc == nil {
 		return nil // a subscriber not ready for delivery: counted as dropped
 	}
-	for i := range sc.frames {
-		if sc.frames[i].enc == enc {
-			return sc.frames[i].frame
-		}
-	}
 	frame, err := enc.EncodeNotification(n)
 	if err != nil {
-		frame = nil
 		h.metrics.EncodeFailed()
+		return nil
 	}
-	sc.frames = append(sc.frames, encoded{enc, frame})
 	return frame
 }
 
