@@ -236,9 +236,9 @@ func (c *Conn) writeLoop() {
 	bp := c.ep.writeBuffers.Get().(*[]byte)
 	defer c.ep.writeBuffers.Put(bp)
 	for {
-		b := c.takeBatch(nil, (*bp)[:0])
+		b := c.takeBatch(nil, (*bp)[:frameHeadroom])
 		*bp = b.data[:0]
-		if len(b.data) > 0 {
+		if len(b.data) > frameHeadroom {
 			if err := b.tr.write(b.data, b.binary); err != nil {
 				c.ep.log.Debug("write failed", "conn", c.id, "err", err)
 				c.transportLost(b.tr, false)

@@ -35,7 +35,8 @@ func (k transportKind) String() string {
 // idle connection has no writer goroutine. Pull transports (SSE, long polling)
 // have a request goroutine that waits to be woken and takes the frames itself.
 type transport interface {
-	// write sends one batch of whole frames (push transports only).
+	// write sends one batch of whole frames, batch[frameHeadroom:], and may
+	// use the headroom in front for its own framing (push transports only).
 	write(batch []byte, binary bool) error
 	// wake tells a pull transport that frames are queued. It is called with
 	// the connection's lock held, so it must not block.

@@ -1,8 +1,10 @@
 package signalr
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -12,9 +14,25 @@ import (
 
 // wsTransport carries a connection over a WebSocket: text frames for text
 // protocols, binary frames for binary ones, one hub-message batch per frame.
+//
+// It frames and writes data, pong and close frames itself, straight to the
+// socket, rather than through the library's writer: that one sets the
+// socket's write deadline before every write (a runtime timer update each
+// time) and takes a channel lock, which at low rates, where every
+// notification is a write of its own, is a tenth of the hub's CPU per
+// delivery. Here the deadline is moved only when it is less than half the
+// send timeout away, so a write that blocks fails after at least half the
+// send timeout and at most the whole of it. The library still reads.
 type wsTransport struct {
 	ws      *websocket.Conn // the library connection, not the pooled contrib wrapper
+	nc      net.Conn        // its socket
 	timeout time.Duration
+
+	// wmu serialises the frames on the socket and guards what follows.
+	wmu       sync.Mutex
+	deadline  time.Time // the socket's write deadline as last set
+	closeSent bool      // a close frame is out: nothing may follow it
+	werr      error     // a failed write may have left a partial frame: the stream is over
 
 	// fasthttp recycles a hijacked connection as soon as the WebSocket
 	// handler returns, while the Conn's writer or an end from another
@@ -22,6 +40,21 @@ type wsTransport struct {
 	// handler takes it for writing (release) before it returns.
 	use  sync.RWMutex
 	gone bool
+}
+
+func newWSTransport(ws *websocket.Conn, timeout time.Duration) *wsTransport {
+	t := &wsTransport{ws: ws, nc: ws.NetConn(), timeout: timeout}
+	// The library's own replies would write beside this writer; these go
+	// through it. Errors are the writer's to notice.
+	ws.SetPingHandler(func(data string) error {
+		_ = t.control(websocket.PongMessage, []byte(data))
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		_ = t.control(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""))
+		return nil
+	})
+	return t
 }
 
 func (*wsTransport) push()                        {}
@@ -32,33 +65,113 @@ func (*wsTransport) idle(time.Time) time.Duration { return 0 }
 
 var errSocketReleased = errors.New("the WebSocket handler has returned")
 
+// frameHeadroom is the room a batch leaves at its front for the frame
+// header: a server's header is at most 10 bytes (no mask).
+const frameHeadroom = 10
+
+// write sends batch[frameHeadroom:] as one data frame.
 func (t *wsTransport) write(batch []byte, binary bool) error {
+	op := byte(websocket.TextMessage)
+	if binary {
+		op = websocket.BinaryMessage
+	}
+	return t.writeFrame(op, batch, false)
+}
+
+// control sends a pong or close frame.
+func (t *wsTransport) control(op byte, payload []byte) error {
+	buf := append(make([]byte, frameHeadroom, frameHeadroom+len(payload)), payload...)
+	return t.writeFrame(op, buf, false)
+}
+
+// writeFrame puts the header of a final frame of type op into the headroom
+// of buf and writes the frame in one system call. With tryLock it does not
+// wait for a write in progress (errWriteBusy).
+func (t *wsTransport) writeFrame(op byte, buf []byte, tryLock bool) error {
 	t.use.RLock()
 	defer t.use.RUnlock()
 	if t.gone {
 		return errSocketReleased
 	}
-	op := websocket.TextMessage
-	if binary {
-		op = websocket.BinaryMessage
+	frame := putFrameHeader(buf, op)
+	if tryLock {
+		if !t.wmu.TryLock() {
+			return errWriteBusy
+		}
+	} else {
+		t.wmu.Lock()
 	}
-	if err := t.ws.SetWriteDeadline(time.Now().Add(t.timeout)); err != nil {
+	defer t.wmu.Unlock()
+	switch {
+	case t.werr != nil:
+		return t.werr
+	case t.closeSent:
+		return websocket.ErrCloseSent
+	}
+	now := time.Now()
+	var dl time.Time
+	switch {
+	case op == websocket.CloseMessage:
+		// The close frame is a courtesy: a second is all it gets.
+		t.closeSent = true
+		dl = now.Add(min(time.Second, t.timeout))
+	case t.deadline.Sub(now) < t.timeout/2:
+		dl = now.Add(t.timeout)
+	}
+	if !dl.IsZero() {
+		t.deadline = dl
+		if err := t.nc.SetWriteDeadline(dl); err != nil {
+			t.werr = err
+			return err
+		}
+	}
+	if _, err := t.nc.Write(frame); err != nil {
+		t.werr = err
 		return err
 	}
-	return t.ws.WriteMessage(op, batch)
+	return nil
 }
 
-// end sends a normal close frame (WriteControl is safe alongside a running
-// writer) and closes the socket, which also ends the reader.
+var errWriteBusy = errors.New("a write is in progress")
+
+// putFrameHeader writes the header of a final, unmasked frame of type op
+// whose payload is buf[frameHeadroom:] just before the payload, and returns
+// the frame.
+func putFrameHeader(buf []byte, op byte) []byte {
+	n := len(buf) - frameHeadroom
+	var s int
+	switch {
+	case n <= 125:
+		s = frameHeadroom - 2
+		buf[s+1] = byte(n)
+	case n <= 0xffff:
+		s = frameHeadroom - 4
+		buf[s+1] = 126
+		binary.BigEndian.PutUint16(buf[s+2:], uint16(n))
+	default:
+		s = frameHeadroom - 10
+		buf[s+1] = 127
+		binary.BigEndian.PutUint64(buf[s+2:], uint64(n))
+	}
+	buf[s] = 0x80 | op // FIN
+	return buf[s:]
+}
+
+// end sends a normal close frame and closes the socket, which also ends the
+// reader. A write in progress is not waited for: it may be stuck on a client
+// that does not read, and closing the socket ends it at once. (The clean
+// endings do not meet one: the writer ends the transport itself after the
+// last batch, and a client's close frame is answered by the close handler.)
 func (t *wsTransport) end() {
-	t.use.RLock()
-	defer t.use.RUnlock()
-	if t.gone {
+	buf := append(make([]byte, frameHeadroom, frameHeadroom+2), websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")...)
+	if err := t.writeFrame(websocket.CloseMessage, buf, true); errors.Is(err, errSocketReleased) {
 		return
 	}
-	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-	_ = t.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	_ = t.ws.Close()
+	t.use.RLock()
+	defer t.use.RUnlock()
+	if !t.gone {
+		_ = t.ws.Close()
+	}
 }
 
 // release is the handler's last act: closing the socket makes a write in
@@ -114,7 +227,7 @@ func (e *Endpoint) upgradeWebSocket(c *fiber.Ctx, upgrade fiber.Handler) error {
 // (the Java client sends JSON in binary frames).
 func (e *Endpoint) serveWebSocket(ws *websocket.Conn, c *Conn) {
 	ws.SetReadLimit(int64(e.opts.MaxMessageSize) * 4)
-	t := &wsTransport{ws: ws, timeout: e.opts.SendTimeout}
+	t := newWSTransport(ws, e.opts.SendTimeout)
 	defer t.release()
 	var err error
 	if _, kind, _ := c.snapshot(); kind == kindNone {
