@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,7 @@ type Endpoint struct {
 
 	pings        map[string][]byte // protocol name → encoded Ping
 	writeBuffers sync.Pool         // batches being written or formatted by transports
+	writers      writerPool        // the WebSocket connections' writers
 	queuedFrames atomic.Int64      // frames in all connections' outbound queues (a metric)
 
 	mu       sync.RWMutex
@@ -164,6 +166,8 @@ func NewEndpoint(opts Options) (*Endpoint, error) {
 		ended:   make(map[string]time.Time),
 	}
 	e.writeBuffers.New = func() any { b := make([]byte, 0, 4<<10); return &b }
+	// Writers never block on a socket, so a few per CPU keep every CPU busy.
+	e.writers.max = 2 * runtime.GOMAXPROCS(0)
 	for _, p := range opts.Protocols {
 		ping, err := p.AppendMessage(nil, &Message{Type: TypePing})
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -20,30 +21,50 @@ import (
 // socket's write deadline before every write (a runtime timer update each
 // time) and takes a channel lock, which at low rates, where every
 // notification is a write of its own, is a tenth of the hub's CPU per
-// delivery. Here the deadline is moved only when it is less than half the
-// send timeout away, so a write that blocks fails after at least half the
-// send timeout and at most the whole of it. The library still reads.
+// delivery. The writer pool's writes do not wait for the socket at all and
+// need no deadline (tryWrite); the blocking writes of a slow socket's own
+// writer move the deadline only when it is less than half the send timeout
+// away, so a write that blocks fails after at least half the send timeout
+// and at most the whole of it. The library still reads.
 type wsTransport struct {
 	ws      *websocket.Conn // the library connection, not the pooled contrib wrapper
 	nc      net.Conn        // its socket
+	rc      syscall.RawConn // the socket's descriptor, for writes that must not wait; nil if it has none
 	timeout time.Duration
 
 	// wmu serialises the frames on the socket and guards what follows.
 	wmu       sync.Mutex
-	deadline  time.Time // the socket's write deadline as last set
+	deadline  time.Time // the socket's write deadline as last set; zero: none
 	closeSent bool      // a close frame is out: nothing may follow it
 	werr      error     // a failed write may have left a partial frame: the stream is over
+	// The arguments and results of tryFD, a method value made once, so that
+	// an attempt allocates nothing.
+	tryFrame []byte
+	tryN     int
+	tryErr   error
+	tryFn    func(fd uintptr) bool
 
 	// fasthttp recycles a hijacked connection as soon as the WebSocket
 	// handler returns, while the Conn's writer or an end from another
 	// goroutine may still be using it: they hold use for reading, and the
-	// handler takes it for writing (release) before it returns.
+	// handler takes it for writing (release) before it returns. use is
+	// always taken before wmu.
 	use  sync.RWMutex
 	gone bool
 }
 
 func newWSTransport(ws *websocket.Conn, timeout time.Duration) *wsTransport {
 	t := &wsTransport{ws: ws, nc: ws.NetConn(), timeout: timeout}
+	t.tryFn = t.tryFD
+	raw := t.nc
+	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
+		raw = u.UnsafeConn() // fasthttp's wrapper of a hijacked connection
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			t.rc = rc
+		}
+	}
 	// The library's own replies would write beside this writer; these go
 	// through it. Errors are the writer's to notice.
 	ws.SetPingHandler(func(data string) error {
@@ -69,13 +90,106 @@ var errSocketReleased = errors.New("the WebSocket handler has returned")
 // header: a server's header is at most 10 bytes (no mask).
 const frameHeadroom = 10
 
-// write sends batch[frameHeadroom:] as one data frame.
-func (t *wsTransport) write(batch []byte, binary bool) error {
-	op := byte(websocket.TextMessage)
+func dataOp(binary bool) byte {
 	if binary {
-		op = websocket.BinaryMessage
+		return websocket.BinaryMessage
 	}
-	return t.writeFrame(op, batch, false)
+	return websocket.TextMessage
+}
+
+// write sends batch[frameHeadroom:] as one data frame, waiting for the
+// socket up to the send timeout.
+func (t *wsTransport) write(batch []byte, binary bool) error {
+	return t.writeFrame(dataOp(binary), batch, false)
+}
+
+// tryWrite sends batch[frameHeadroom:] as one data frame as far as the
+// socket takes it without waiting. If it does not take it all, rest is the
+// unwritten end of the frame: with held, the write lock (and use) stay taken
+// for finishWrite, since nothing else may go on the wire before it.
+func (t *wsTransport) tryWrite(batch []byte, binary bool) (rest []byte, held bool, err error) {
+	t.use.RLock()
+	if t.gone {
+		t.use.RUnlock()
+		return nil, false, errSocketReleased
+	}
+	frame := putFrameHeader(batch, dataOp(binary))
+	if t.rc == nil || !t.wmu.TryLock() {
+		// No way to write without waiting, or a pong or close frame is on
+		// its way: the slow path waits.
+		t.use.RUnlock()
+		return frame, false, nil
+	}
+	n, err := t.tryLocked(frame)
+	if err == nil && n < len(frame) {
+		return frame[n:], true, nil
+	}
+	t.wmu.Unlock()
+	t.use.RUnlock()
+	return nil, false, err
+}
+
+func (t *wsTransport) tryLocked(frame []byte) (int, error) {
+	if err := t.usableLocked(); err != nil {
+		return 0, err
+	}
+	if !t.deadline.IsZero() {
+		// One a blocking write left behind would fail this write once passed.
+		t.deadline = time.Time{}
+		if err := t.nc.SetWriteDeadline(time.Time{}); err != nil {
+			t.werr = err
+			return 0, err
+		}
+	}
+	t.tryFrame = frame
+	err := t.rc.Write(t.tryFn)
+	n := t.tryN
+	if err == nil {
+		err = t.tryErr
+	}
+	t.tryFrame, t.tryErr = nil, nil
+	if err != nil {
+		t.werr = err
+	}
+	return n, err
+}
+
+// tryFD makes one write system call: returning true tells the runtime not
+// to wait for the socket.
+func (t *wsTransport) tryFD(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), t.tryFrame)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			err = nil
+		}
+		t.tryN, t.tryErr = max(n, 0), err
+		return true
+	}
+}
+
+// finishWrite writes the rest of a frame that tryWrite began, waiting for
+// the socket up to the send timeout.
+func (t *wsTransport) finishWrite(rest []byte, held bool) error {
+	if !held {
+		t.use.RLock()
+		if t.gone {
+			t.use.RUnlock()
+			return errSocketReleased
+		}
+		t.wmu.Lock()
+	}
+	defer t.use.RUnlock()
+	defer t.wmu.Unlock()
+	if t.gone {
+		return errSocketReleased
+	}
+	if err := t.usableLocked(); err != nil {
+		return err
+	}
+	return t.writeLocked(rest, time.Time{})
 }
 
 // control sends a pong or close frame.
@@ -85,8 +199,9 @@ func (t *wsTransport) control(op byte, payload []byte) error {
 }
 
 // writeFrame puts the header of a final frame of type op into the headroom
-// of buf and writes the frame in one system call. With tryLock it does not
-// wait for a write in progress (errWriteBusy).
+// of buf and writes the frame in one system call, waiting for the socket up
+// to the send timeout. With tryLock it does not wait for a write in
+// progress (errWriteBusy).
 func (t *wsTransport) writeFrame(op byte, buf []byte, tryLock bool) error {
 	t.use.RLock()
 	defer t.use.RUnlock()
@@ -102,30 +217,44 @@ func (t *wsTransport) writeFrame(op byte, buf []byte, tryLock bool) error {
 		t.wmu.Lock()
 	}
 	defer t.wmu.Unlock()
+	if err := t.usableLocked(); err != nil {
+		return err
+	}
+	var dl time.Time
+	if op == websocket.CloseMessage {
+		// The close frame is a courtesy: a second is all it gets.
+		t.closeSent = true
+		dl = time.Now().Add(min(time.Second, t.timeout))
+	}
+	return t.writeLocked(frame, dl)
+}
+
+func (t *wsTransport) usableLocked() error {
 	switch {
 	case t.werr != nil:
 		return t.werr
 	case t.closeSent:
 		return websocket.ErrCloseSent
 	}
+	return nil
+}
+
+// writeLocked writes b, waiting for the socket until deadline (zero: the
+// send timeout). The socket's deadline is only moved when it is less than
+// half the send timeout away.
+func (t *wsTransport) writeLocked(b []byte, deadline time.Time) error {
 	now := time.Now()
-	var dl time.Time
-	switch {
-	case op == websocket.CloseMessage:
-		// The close frame is a courtesy: a second is all it gets.
-		t.closeSent = true
-		dl = now.Add(min(time.Second, t.timeout))
-	case t.deadline.Sub(now) < t.timeout/2:
-		dl = now.Add(t.timeout)
+	if deadline.IsZero() && t.deadline.Sub(now) < t.timeout/2 {
+		deadline = now.Add(t.timeout)
 	}
-	if !dl.IsZero() {
-		t.deadline = dl
-		if err := t.nc.SetWriteDeadline(dl); err != nil {
+	if !deadline.IsZero() {
+		t.deadline = deadline
+		if err := t.nc.SetWriteDeadline(deadline); err != nil {
 			t.werr = err
 			return err
 		}
 	}
-	if _, err := t.nc.Write(frame); err != nil {
+	if _, err := t.nc.Write(b); err != nil {
 		t.werr = err
 		return err
 	}
