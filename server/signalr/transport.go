@@ -44,7 +44,7 @@ type transport interface {
 	// wire (non-nil), and finishWrite(rest, held) must follow before anything
 	// else is written; held says the transport's write lock is still taken
 	// for it (push transports only).
-	tryWrite(batch []byte, binary bool) (rest []byte, held bool, err error)
+	tryWrite(batch []byte, binary bool, a *attempt) (rest []byte, held bool, err error)
 	finishWrite(rest []byte, held bool) error
 	// wake tells a pull transport that frames are queued. It is called with
 	// the connection's lock held, so it must not block.
@@ -89,6 +89,8 @@ func (p *pullSignal) end() { p.once.Do(func() { close(p.stop) }) }
 // goroutine takes the frames with Conn.takeBatch.
 func (*pullSignal) write([]byte, bool) error { return errPullTransport }
 
-func (*pullSignal) tryWrite([]byte, bool) ([]byte, bool, error) { return nil, false, errPullTransport }
+func (*pullSignal) tryWrite([]byte, bool, *attempt) ([]byte, bool, error) {
+	return nil, false, errPullTransport
+}
 
 func (*pullSignal) finishWrite([]byte, bool) error { return errPullTransport }

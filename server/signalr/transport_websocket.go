@@ -37,12 +37,6 @@ type wsTransport struct {
 	deadline  time.Time // the socket's write deadline as last set; zero: none
 	closeSent bool      // a close frame is out: nothing may follow it
 	werr      error     // a failed write may have left a partial frame: the stream is over
-	// The arguments and results of tryFD, a method value made once, so that
-	// an attempt allocates nothing.
-	tryFrame []byte
-	tryN     int
-	tryErr   error
-	tryFn    func(fd uintptr) bool
 
 	// fasthttp recycles a hijacked connection as soon as the WebSocket
 	// handler returns, while the Conn's writer or an end from another
@@ -55,7 +49,6 @@ type wsTransport struct {
 
 func newWSTransport(ws *websocket.Conn, timeout time.Duration) *wsTransport {
 	t := &wsTransport{ws: ws, nc: ws.NetConn(), timeout: timeout}
-	t.tryFn = t.tryFD
 	raw := t.nc
 	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
 		raw = u.UnsafeConn() // fasthttp's wrapper of a hijacked connection
@@ -104,10 +97,11 @@ func (t *wsTransport) write(batch []byte, binary bool) error {
 }
 
 // tryWrite sends batch[frameHeadroom:] as one data frame as far as the
-// socket takes it without waiting. If it does not take it all, rest is the
-// unwritten end of the frame: with held, the write lock (and use) stay taken
-// for finishWrite, since nothing else may go on the wire before it.
-func (t *wsTransport) tryWrite(batch []byte, binary bool) (rest []byte, held bool, err error) {
+// socket takes it without waiting, with a writer's attempt a. If it does not
+// take it all, rest is the unwritten end of the frame: with held, the write
+// lock (and use) stay taken for finishWrite, since nothing else may go on
+// the wire before it.
+func (t *wsTransport) tryWrite(batch []byte, binary bool, a *attempt) (rest []byte, held bool, err error) {
 	t.use.RLock()
 	if t.gone {
 		t.use.RUnlock()
@@ -120,7 +114,7 @@ func (t *wsTransport) tryWrite(batch []byte, binary bool) (rest []byte, held boo
 		t.use.RUnlock()
 		return frame, false, nil
 	}
-	n, err := t.tryLocked(frame)
+	n, err := t.tryLocked(frame, a)
 	if err == nil && n < len(frame) {
 		return frame[n:], true, nil
 	}
@@ -129,7 +123,7 @@ func (t *wsTransport) tryWrite(batch []byte, binary bool) (rest []byte, held boo
 	return nil, false, err
 }
 
-func (t *wsTransport) tryLocked(frame []byte) (int, error) {
+func (t *wsTransport) tryLocked(frame []byte, a *attempt) (int, error) {
 	if err := t.usableLocked(); err != nil {
 		return 0, err
 	}
@@ -141,31 +135,53 @@ func (t *wsTransport) tryLocked(frame []byte) (int, error) {
 			return 0, err
 		}
 	}
-	t.tryFrame = frame
-	err := t.rc.Write(t.tryFn)
-	n := t.tryN
-	if err == nil {
-		err = t.tryErr
-	}
-	t.tryFrame, t.tryErr = nil, nil
+	n, err := a.do(t.rc, frame)
 	if err != nil {
 		t.werr = err
 	}
 	return n, err
 }
 
-// tryFD makes one write system call: returning true tells the runtime not
+// attempt is a pool writer's state for writes that must not wait: the
+// arguments and results of its write callback, a method value made once per
+// writer, so that neither a write nor a connection allocates one.
+type attempt struct {
+	frame []byte
+	n     int
+	err   error
+	fn    func(fd uintptr) bool
+}
+
+func newAttempt() *attempt {
+	a := &attempt{}
+	a.fn = a.write
+	return a
+}
+
+// do writes as much of frame to rc as the socket takes at once.
+func (a *attempt) do(rc syscall.RawConn, frame []byte) (int, error) {
+	a.frame = frame
+	err := rc.Write(a.fn)
+	n := a.n
+	if err == nil {
+		err = a.err
+	}
+	a.frame, a.n, a.err = nil, 0, nil
+	return n, err
+}
+
+// write makes one write system call: returning true tells the runtime not
 // to wait for the socket.
-func (t *wsTransport) tryFD(fd uintptr) bool {
+func (a *attempt) write(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), t.tryFrame)
+		n, err := syscall.Write(int(fd), a.frame)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err == syscall.EAGAIN {
 			err = nil
 		}
-		t.tryN, t.tryErr = max(n, 0), err
+		a.n, a.err = max(n, 0), err
 		return true
 	}
 }

@@ -65,7 +65,8 @@ func (p *writerPool) next() *Conn {
 }
 
 func (p *writerPool) work() {
+	a := newAttempt()
 	for c := p.next(); c != nil; c = p.next() {
-		c.writeTurn()
+		c.writeTurn(a)
 	}
 }
