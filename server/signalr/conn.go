@@ -225,12 +225,12 @@ func (c *Conn) takeBatch(want transport, dst []byte) batch {
 // does not, a goroutine of c's own finishes the write and goes on writing c
 // for as long as it has frames (writeSlow). Otherwise c goes back in line if
 // more frames were queued meanwhile.
-func (c *Conn) writeTurn() {
+func (c *Conn) writeTurn(a *attempt) {
 	bp := c.ep.writeBuffers.Get().(*[]byte)
 	b := c.takeBatch(nil, (*bp)[:frameHeadroom])
 	*bp = b.data[:0]
 	if len(b.data) > frameHeadroom {
-		rest, held, err := b.tr.tryWrite(b.data, b.binary)
+		rest, held, err := b.tr.tryWrite(b.data, b.binary, a)
 		switch {
 		case err != nil:
 			c.ep.log.Debug("write failed", "conn", c.id, "err", err)
@@ -314,7 +314,7 @@ func (c *Conn) moreToWrite() bool {
 
 func (c *Conn) putWriteBuffer(bp *[]byte) {
 	if cap(*bp) > 64<<10 {
-		*bp = make([]byte, 0, 4<<10) // do not pool what one burst grew
+		*bp = make([]byte, 0, c.ep.opts.WriteBufferSize) // do not pool what one burst grew
 	}
 	c.ep.writeBuffers.Put(bp)
 }

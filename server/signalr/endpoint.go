@@ -65,7 +65,7 @@ type Options struct {
 	QueueLength       int           // outbound frames queued per connection before it counts as slow; default 1024
 	QueueBytes        int           // outbound bytes queued per connection before it counts as slow; default 4 MiB
 	ReadBufferSize    int           // WebSocket read buffer, held by every connection; default 512 B (hub messages are small; larger ones take more reads)
-	WriteBufferSize   int           // WebSocket write buffer (pooled, not per connection); default 4 KiB
+	WriteBufferSize   int           // first size of the buffers batches are framed and written from (pooled, not per connection); default 4 KiB
 
 	Logger  *slog.Logger // default slog.Default()
 	Metrics Metrics      // default: none
@@ -165,7 +165,7 @@ func NewEndpoint(opts Options) (*Endpoint, error) {
 		conns:   make(map[string]*Conn),
 		ended:   make(map[string]time.Time),
 	}
-	e.writeBuffers.New = func() any { b := make([]byte, 0, 4<<10); return &b }
+	e.writeBuffers.New = func() any { b := make([]byte, 0, opts.WriteBufferSize); return &b }
 	// Writers never block on a socket, so a few per CPU keep every CPU busy.
 	e.writers.max = 2 * runtime.GOMAXPROCS(0)
 	for _, p := range opts.Protocols {
