@@ -35,7 +35,8 @@ type Options struct {
 	LocalAddr       net.IP           // source address, to spread many connections over 127.0.0.x
 	Events          int              // OnEvent buffer; default 1024. A full buffer blocks the reader.
 	// OnEvent, when set, is called on the reader goroutine for every OnEvent
-	// instead of queueing it on Events().
+	// instead of queueing it on Events(). The Event's Arg is only valid
+	// during the call (it points into the read buffer): copy what you keep.
 	OnEvent func(Event)
 	// Method is the client method notifications arrive as; default OnEvent
 	// (stream endpoints use ReceiveMessage).
@@ -222,18 +223,32 @@ func (c *Client) handshake(ctx context.Context) error {
 	return nil
 }
 
+// readLoop reads WebSocket messages into one buffer that it reuses, so that
+// a notification costs no allocation here: the load tool runs thousands of
+// these loops beside the hub, and their CPU is measurement overhead.
 func (c *Client) readLoop() {
-	var buf []byte
+	scan, _ := c.proto.(EventScanner)
+	var buf []byte // unread bytes (an incomplete record) and then the new message
 	for {
-		_, data, err := c.ws.ReadMessage()
+		_, r, err := c.ws.NextReader()
+		if err == nil {
+			buf, err = readAppend(r, buf)
+		}
 		if err != nil {
 			c.fail(err)
 			return
 		}
-		buf = append(buf, data...)
-		for {
+		rest := buf
+		for len(rest) > 0 {
+			if scan != nil {
+				if arg, n := scan.ScanEvent(rest, c.method); n > 0 {
+					rest = rest[n:]
+					c.event(arg)
+					continue
+				}
+			}
 			var m signalr.Message
-			n, err := c.proto.ReadMessage(buf, 0, &m)
+			n, err := c.proto.ReadMessage(rest, 0, &m)
 			if err != nil {
 				c.fail(fmt.Errorf("read message: %w", err))
 				return
@@ -241,11 +256,40 @@ func (c *Client) readLoop() {
 			if n == 0 {
 				break
 			}
-			buf = buf[n:]
+			rest = rest[n:]
 			c.handle(&m)
 		}
-		buf = append([]byte(nil), buf...)
+		buf = buf[:copy(buf, rest)] // keep an incomplete record at the front
+		if cap(buf) > 64<<10 {
+			buf = append([]byte(nil), buf...) // do not keep what one large message grew
+		}
 	}
+}
+
+// readAppend appends everything r yields to dst.
+func readAppend(r io.Reader, dst []byte) ([]byte, error) {
+	for {
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+	}
+}
+
+// EventScanner is an optional extension of Options.Protocol for load
+// generators: ScanEvent returns the argument of an invocation of method (the
+// client method notifications arrive as) at the start of buf and the
+// record's length with its framing, without decoding it; n == 0 means "not
+// such an invocation", and the record goes through ReadMessage.
+type EventScanner interface {
+	ScanEvent(buf []byte, method string) (arg []byte, n int)
 }
 
 func (c *Client) handle(m *signalr.Message) {
@@ -255,15 +299,7 @@ func (c *Client) handle(m *signalr.Message) {
 			return
 		}
 		raw, _ := m.Arguments[0].(signalr.RawValue)
-		ev := Event{Arg: append(signalr.RawValue(nil), raw...), Received: time.Now(), proto: c.proto}
-		if c.onEv != nil {
-			c.onEv(ev)
-			return
-		}
-		select {
-		case c.events <- ev:
-		case <-c.closed:
-		}
+		c.event(raw)
 	case signalr.TypeCompletion:
 		c.mu.Lock()
 		ch := c.pending[m.InvocationID]
@@ -276,6 +312,21 @@ func (c *Client) handle(m *signalr.Message) {
 		c.mu.Lock()
 		c.closeM = m
 		c.mu.Unlock()
+	}
+}
+
+// event hands one notification to OnEvent, or a copy of it to Events: arg
+// points into the read buffer.
+func (c *Client) event(arg []byte) {
+	ev := Event{Arg: arg, Received: time.Now(), proto: c.proto}
+	if c.onEv != nil {
+		c.onEv(ev)
+		return
+	}
+	ev.Arg = append(signalr.RawValue(nil), arg...)
+	select {
+	case c.events <- ev:
+	case <-c.closed:
 	}
 }
 

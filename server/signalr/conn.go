@@ -3,7 +3,6 @@ package signalr
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,7 +168,7 @@ func (c *Conn) kickLocked() {
 	if _, push := c.tr.(pushTransport); push {
 		if !c.writing {
 			c.writing = true
-			go c.writeLoop()
+			c.ep.writers.kick(c)
 		}
 		return
 	}
@@ -221,24 +220,69 @@ func (c *Conn) takeBatch(want transport, dst []byte) batch {
 	return b
 }
 
-// writeLoop writes queued frames for a push transport until the queue is
-// empty, then exits: frames queued meanwhile are coalesced into one write.
-// It follows the connection to a new transport after a stateful reattach.
-func (c *Conn) writeLoop() {
-	// Yield once before the first write. A publish fans out to many
-	// connections in a loop and starts their writers as it goes; a writer
-	// that wrote at once would send one frame and exit just before the next
-	// notification of the same publish arrived. After the yield it finds
-	// more of them queued: at 10k connections and 20 notifications per
-	// publish that is about 6 frames per write instead of 2, and the socket
-	// write is most of the hub's CPU per delivery.
-	runtime.Gosched()
+// writeTurn is a pool writer's turn at c (see writerPool): it takes the
+// queued frames and writes them if the socket takes them at once. If it
+// does not, a goroutine of c's own finishes the write and goes on writing c
+// for as long as it has frames (writeSlow). Otherwise c goes back in line if
+// more frames were queued meanwhile.
+func (c *Conn) writeTurn(a *attempt) {
 	bp := c.ep.writeBuffers.Get().(*[]byte)
-	defer c.ep.writeBuffers.Put(bp)
+	b := c.takeBatch(nil, (*bp)[:frameHeadroom])
+	*bp = b.data[:0]
+	if len(b.data) > frameHeadroom {
+		rest, held, err := b.tr.tryWrite(b.data, b.binary, a)
+		switch {
+		case err != nil:
+			c.ep.log.Debug("write failed", "conn", c.id, "err", err)
+			c.transportLost(b.tr, false)
+		case rest != nil:
+			go c.writeSlow(b, rest, held, bp)
+			return
+		default:
+			c.lastWrite.Store(time.Now().UnixNano())
+		}
+	}
+	c.putWriteBuffer(bp)
+	if b.last {
+		c.finish()
+		return
+	}
+	if c.moreToWrite() {
+		c.ep.writers.kick(c)
+	}
+}
+
+// writeSlow finishes a write the socket did not take at once (rest, the
+// unwritten end of b's frame; held: the transport's write lock is already
+// ours), then writes c's frames on this goroutine until the queue is empty.
+func (c *Conn) writeSlow(b batch, rest []byte, held bool, bp *[]byte) {
+	if err := b.tr.finishWrite(rest, held); err != nil {
+		c.ep.log.Debug("write failed", "conn", c.id, "err", err)
+		c.transportLost(b.tr, false)
+	} else {
+		c.lastWrite.Store(time.Now().UnixNano())
+	}
+	c.putWriteBuffer(bp)
+	if b.last {
+		c.finish()
+		return
+	}
+	if c.moreToWrite() {
+		c.writeLoop()
+	}
+}
+
+// writeLoop writes queued frames with blocking writes until the queue is
+// empty, coalescing the frames queued meanwhile into one write: it is the
+// writer of a connection whose socket is slow. It follows the connection to
+// a new transport after a stateful reattach.
+func (c *Conn) writeLoop() {
+	bp := c.ep.writeBuffers.Get().(*[]byte)
+	defer c.putWriteBuffer(bp)
 	for {
-		b := c.takeBatch(nil, (*bp)[:0])
+		b := c.takeBatch(nil, (*bp)[:frameHeadroom])
 		*bp = b.data[:0]
-		if len(b.data) > 0 {
+		if len(b.data) > frameHeadroom {
 			if err := b.tr.write(b.data, b.binary); err != nil {
 				c.ep.log.Debug("write failed", "conn", c.id, "err", err)
 				c.transportLost(b.tr, false)
@@ -250,17 +294,29 @@ func (c *Conn) writeLoop() {
 			c.finish()
 			return
 		}
-		if cap(*bp) > 64<<10 {
-			*bp = make([]byte, 0, 4<<10) // do not pool what one burst grew
-		}
-		c.mu.Lock()
-		if len(c.queue) == 0 || c.tr == nil || c.held || c.state == stateClosed {
-			c.writing = false
-			c.mu.Unlock()
+		if !c.moreToWrite() {
 			return
 		}
-		c.mu.Unlock()
 	}
+}
+
+// moreToWrite reports whether the writer has more to do for c; if not, c
+// has no writer any more (the next frame queued kicks one).
+func (c *Conn) moreToWrite() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 || c.tr == nil || c.held || c.state == stateClosed {
+		c.writing = false
+		return false
+	}
+	return true
+}
+
+func (c *Conn) putWriteBuffer(bp *[]byte) {
+	if cap(*bp) > 64<<10 {
+		*bp = make([]byte, 0, c.ep.opts.WriteBufferSize) // do not pool what one burst grew
+	}
+	c.ep.writeBuffers.Put(bp)
 }
 
 // Close ends the connection: it queues a Close message (with error and

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +67,7 @@ type Options struct {
 	QueueLength       int           // outbound frames queued per connection before it counts as slow; default 1024
 	QueueBytes        int           // outbound bytes queued per connection before it counts as slow; default 4 MiB
 	ReadBufferSize    int           // WebSocket read buffer, held by every connection; default 512 B (hub messages are small; larger ones take more reads)
-	WriteBufferSize   int           // WebSocket write buffer (pooled, not per connection); default 4 KiB
+	WriteBufferSize   int           // first size of the buffers batches are framed and written from (pooled, not per connection); default 4 KiB
 
 	Logger  *slog.Logger // default slog.Default()
 	Metrics Metrics      // default: none
@@ -136,6 +137,7 @@ type Endpoint struct {
 
 	pings        map[string][]byte // protocol name → encoded Ping
 	writeBuffers sync.Pool         // batches being written or formatted by transports
+	writers      writerPool        // the WebSocket connections' writers
 	queuedFrames atomic.Int64      // frames in all connections' outbound queues (a metric)
 
 	mu       sync.RWMutex
@@ -165,7 +167,9 @@ func NewEndpoint(opts Options) (*Endpoint, error) {
 		conns:   make(map[string]*Conn),
 		ended:   make(map[string]time.Time),
 	}
-	e.writeBuffers.New = func() any { b := make([]byte, 0, 4<<10); return &b }
+	e.writeBuffers.New = func() any { b := make([]byte, 0, opts.WriteBufferSize); return &b }
+	// Writers never block on a socket, so a few per CPU keep every CPU busy.
+	e.writers.max = 2 * runtime.GOMAXPROCS(0)
 	for _, p := range opts.Protocols {
 		ping, err := p.AppendMessage(nil, &Message{Type: TypePing})
 		if err != nil {

@@ -31,12 +31,21 @@ func (k transportKind) String() string {
 }
 
 // transport moves a connection's frames. Push transports (WebSockets) are
-// written by a goroutine the Conn starts only while frames are queued, so an
-// idle connection has no writer goroutine. Pull transports (SSE, long polling)
+// written by the endpoint's writer pool while frames are queued (and by a
+// goroutine of the connection's own while its socket is slow), so an idle
+// connection has no writer goroutine. Pull transports (SSE, long polling)
 // have a request goroutine that waits to be woken and takes the frames itself.
 type transport interface {
-	// write sends one batch of whole frames (push transports only).
+	// write sends one batch of whole frames, batch[frameHeadroom:], and may
+	// use the headroom in front for its own framing (push transports only).
 	write(batch []byte, binary bool) error
+	// tryWrite is write without waiting for the socket: if the socket does
+	// not take the whole batch at once, rest is what is left of it on the
+	// wire (non-nil), and finishWrite(rest, held) must follow before anything
+	// else is written; held says the transport's write lock is still taken
+	// for it (push transports only).
+	tryWrite(batch []byte, binary bool, a *attempt) (rest []byte, held bool, err error)
+	finishWrite(rest []byte, held bool) error
 	// wake tells a pull transport that frames are queued. It is called with
 	// the connection's lock held, so it must not block.
 	wake()
@@ -53,7 +62,7 @@ type transport interface {
 	idle(now time.Time) time.Duration
 }
 
-// pushTransport marks transports written by the Conn's writer goroutine.
+// pushTransport marks transports written by the writer pool.
 type pushTransport interface{ push() }
 
 // pullSignal is the wake-up and stop plumbing shared by the pull transports.
@@ -76,6 +85,12 @@ func (p *pullSignal) wake() {
 
 func (p *pullSignal) end() { p.once.Do(func() { close(p.stop) }) }
 
-// write is never called for pull transports: their request goroutine takes
-// the frames with Conn.takeBatch.
+// The write methods are never called for pull transports: their request
+// goroutine takes the frames with Conn.takeBatch.
 func (*pullSignal) write([]byte, bool) error { return errPullTransport }
+
+func (*pullSignal) tryWrite([]byte, bool, *attempt) ([]byte, bool, error) {
+	return nil, false, errPullTransport
+}
+
+func (*pullSignal) finishWrite([]byte, bool) error { return errPullTransport }

@@ -1,9 +1,12 @@
 package signalr
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -12,16 +15,60 @@ import (
 
 // wsTransport carries a connection over a WebSocket: text frames for text
 // protocols, binary frames for binary ones, one hub-message batch per frame.
+//
+// It frames and writes data, pong and close frames itself, straight to the
+// socket, rather than through the library's writer: that one sets the
+// socket's write deadline before every write (a runtime timer update each
+// time) and takes a channel lock, which at low rates, where every
+// notification is a write of its own, is a tenth of the hub's CPU per
+// delivery. The writer pool's writes do not wait for the socket at all and
+// need no deadline (tryWrite); the blocking writes of a slow socket's own
+// writer move the deadline only when it is less than half the send timeout
+// away, so a write that blocks fails after at least half the send timeout
+// and at most the whole of it. The library still reads.
 type wsTransport struct {
 	ws      *websocket.Conn // the library connection, not the pooled contrib wrapper
+	nc      net.Conn        // its socket
+	rc      syscall.RawConn // the socket's descriptor, for writes that must not wait; nil if it has none
 	timeout time.Duration
+
+	// wmu serialises the frames on the socket and guards what follows.
+	wmu       sync.Mutex
+	deadline  time.Time // the socket's write deadline as last set; zero: none
+	closeSent bool      // a close frame is out: nothing may follow it
+	werr      error     // a failed write may have left a partial frame: the stream is over
 
 	// fasthttp recycles a hijacked connection as soon as the WebSocket
 	// handler returns, while the Conn's writer or an end from another
 	// goroutine may still be using it: they hold use for reading, and the
-	// handler takes it for writing (release) before it returns.
+	// handler takes it for writing (release) before it returns. use is
+	// always taken before wmu.
 	use  sync.RWMutex
 	gone bool
+}
+
+func newWSTransport(ws *websocket.Conn, timeout time.Duration) *wsTransport {
+	t := &wsTransport{ws: ws, nc: ws.NetConn(), timeout: timeout}
+	raw := t.nc
+	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
+		raw = u.UnsafeConn() // fasthttp's wrapper of a hijacked connection
+	}
+	if sc, ok := raw.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			t.rc = rc
+		}
+	}
+	// The library's own replies would write beside this writer; these go
+	// through it. Errors are the writer's to notice.
+	ws.SetPingHandler(func(data string) error {
+		_ = t.control(websocket.PongMessage, []byte(data))
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		_ = t.control(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""))
+		return nil
+	})
+	return t
 }
 
 func (*wsTransport) push()                        {}
@@ -32,33 +79,244 @@ func (*wsTransport) idle(time.Time) time.Duration { return 0 }
 
 var errSocketReleased = errors.New("the WebSocket handler has returned")
 
+// frameHeadroom is the room a batch leaves at its front for the frame
+// header: a server's header is at most 10 bytes (no mask).
+const frameHeadroom = 10
+
+func dataOp(binary bool) byte {
+	if binary {
+		return websocket.BinaryMessage
+	}
+	return websocket.TextMessage
+}
+
+// write sends batch[frameHeadroom:] as one data frame, waiting for the
+// socket up to the send timeout.
 func (t *wsTransport) write(batch []byte, binary bool) error {
+	return t.writeFrame(dataOp(binary), batch, false)
+}
+
+// tryWrite sends batch[frameHeadroom:] as one data frame as far as the
+// socket takes it without waiting, with a writer's attempt a. If it does not
+// take it all, rest is the unwritten end of the frame: with held, the write
+// lock (and use) stay taken for finishWrite, since nothing else may go on
+// the wire before it.
+func (t *wsTransport) tryWrite(batch []byte, binary bool, a *attempt) (rest []byte, held bool, err error) {
+	t.use.RLock()
+	if t.gone {
+		t.use.RUnlock()
+		return nil, false, errSocketReleased
+	}
+	frame := putFrameHeader(batch, dataOp(binary))
+	if t.rc == nil || !t.wmu.TryLock() {
+		// No way to write without waiting, or a pong or close frame is on
+		// its way: the slow path waits.
+		t.use.RUnlock()
+		return frame, false, nil
+	}
+	n, err := t.tryLocked(frame, a)
+	if err == nil && n < len(frame) {
+		return frame[n:], true, nil
+	}
+	t.wmu.Unlock()
+	t.use.RUnlock()
+	return nil, false, err
+}
+
+func (t *wsTransport) tryLocked(frame []byte, a *attempt) (int, error) {
+	if err := t.usableLocked(); err != nil {
+		return 0, err
+	}
+	if !t.deadline.IsZero() {
+		// One a blocking write left behind would fail this write once passed.
+		t.deadline = time.Time{}
+		if err := t.nc.SetWriteDeadline(time.Time{}); err != nil {
+			t.werr = err
+			return 0, err
+		}
+	}
+	n, err := a.do(t.rc, frame)
+	if err != nil {
+		t.werr = err
+	}
+	return n, err
+}
+
+// attempt is a pool writer's state for writes that must not wait: the
+// arguments and results of its write callback, a method value made once per
+// writer, so that neither a write nor a connection allocates one.
+type attempt struct {
+	frame []byte
+	n     int
+	err   error
+	fn    func(fd uintptr) bool
+}
+
+func newAttempt() *attempt {
+	a := &attempt{}
+	a.fn = a.write
+	return a
+}
+
+// do writes as much of frame to rc as the socket takes at once.
+func (a *attempt) do(rc syscall.RawConn, frame []byte) (int, error) {
+	a.frame = frame
+	err := rc.Write(a.fn)
+	n := a.n
+	if err == nil {
+		err = a.err
+	}
+	a.frame, a.n, a.err = nil, 0, nil
+	return n, err
+}
+
+// write makes one write system call: returning true tells the runtime not
+// to wait for the socket.
+func (a *attempt) write(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), a.frame)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			err = nil
+		}
+		a.n, a.err = max(n, 0), err
+		return true
+	}
+}
+
+// finishWrite writes the rest of a frame that tryWrite began, waiting for
+// the socket up to the send timeout.
+func (t *wsTransport) finishWrite(rest []byte, held bool) error {
+	if !held {
+		t.use.RLock()
+		if t.gone {
+			t.use.RUnlock()
+			return errSocketReleased
+		}
+		t.wmu.Lock()
+	}
+	defer t.use.RUnlock()
+	defer t.wmu.Unlock()
+	if t.gone {
+		return errSocketReleased
+	}
+	if err := t.usableLocked(); err != nil {
+		return err
+	}
+	return t.writeLocked(rest, time.Time{})
+}
+
+// control sends a pong or close frame.
+func (t *wsTransport) control(op byte, payload []byte) error {
+	buf := append(make([]byte, frameHeadroom, frameHeadroom+len(payload)), payload...)
+	return t.writeFrame(op, buf, false)
+}
+
+// writeFrame puts the header of a final frame of type op into the headroom
+// of buf and writes the frame in one system call, waiting for the socket up
+// to the send timeout. With tryLock it does not wait for a write in
+// progress (errWriteBusy).
+func (t *wsTransport) writeFrame(op byte, buf []byte, tryLock bool) error {
 	t.use.RLock()
 	defer t.use.RUnlock()
 	if t.gone {
 		return errSocketReleased
 	}
-	op := websocket.TextMessage
-	if binary {
-		op = websocket.BinaryMessage
+	frame := putFrameHeader(buf, op)
+	if tryLock {
+		if !t.wmu.TryLock() {
+			return errWriteBusy
+		}
+	} else {
+		t.wmu.Lock()
 	}
-	if err := t.ws.SetWriteDeadline(time.Now().Add(t.timeout)); err != nil {
+	defer t.wmu.Unlock()
+	if err := t.usableLocked(); err != nil {
 		return err
 	}
-	return t.ws.WriteMessage(op, batch)
+	var dl time.Time
+	if op == websocket.CloseMessage {
+		// The close frame is a courtesy: a second is all it gets.
+		t.closeSent = true
+		dl = time.Now().Add(min(time.Second, t.timeout))
+	}
+	return t.writeLocked(frame, dl)
 }
 
-// end sends a normal close frame (WriteControl is safe alongside a running
-// writer) and closes the socket, which also ends the reader.
+func (t *wsTransport) usableLocked() error {
+	switch {
+	case t.werr != nil:
+		return t.werr
+	case t.closeSent:
+		return websocket.ErrCloseSent
+	}
+	return nil
+}
+
+// writeLocked writes b, waiting for the socket until deadline (zero: the
+// send timeout). The socket's deadline is only moved when it is less than
+// half the send timeout away.
+func (t *wsTransport) writeLocked(b []byte, deadline time.Time) error {
+	now := time.Now()
+	if deadline.IsZero() && t.deadline.Sub(now) < t.timeout/2 {
+		deadline = now.Add(t.timeout)
+	}
+	if !deadline.IsZero() {
+		t.deadline = deadline
+		if err := t.nc.SetWriteDeadline(deadline); err != nil {
+			t.werr = err
+			return err
+		}
+	}
+	if _, err := t.nc.Write(b); err != nil {
+		t.werr = err
+		return err
+	}
+	return nil
+}
+
+var errWriteBusy = errors.New("a write is in progress")
+
+// putFrameHeader writes the header of a final, unmasked frame of type op
+// whose payload is buf[frameHeadroom:] just before the payload, and returns
+// the frame.
+func putFrameHeader(buf []byte, op byte) []byte {
+	n := len(buf) - frameHeadroom
+	var s int
+	switch {
+	case n <= 125:
+		s = frameHeadroom - 2
+		buf[s+1] = byte(n)
+	case n <= 0xffff:
+		s = frameHeadroom - 4
+		buf[s+1] = 126
+		binary.BigEndian.PutUint16(buf[s+2:], uint16(n))
+	default:
+		s = frameHeadroom - 10
+		buf[s+1] = 127
+		binary.BigEndian.PutUint64(buf[s+2:], uint64(n))
+	}
+	buf[s] = 0x80 | op // FIN
+	return buf[s:]
+}
+
+// end sends a normal close frame and closes the socket, which also ends the
+// reader. A write in progress is not waited for: it may be stuck on a client
+// that does not read, and closing the socket ends it at once. (The clean
+// endings do not meet one: the writer ends the transport itself after the
+// last batch, and a client's close frame is answered by the close handler.)
 func (t *wsTransport) end() {
-	t.use.RLock()
-	defer t.use.RUnlock()
-	if t.gone {
+	buf := append(make([]byte, frameHeadroom, frameHeadroom+2), websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")...)
+	if err := t.writeFrame(websocket.CloseMessage, buf, true); errors.Is(err, errSocketReleased) {
 		return
 	}
-	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-	_ = t.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	_ = t.ws.Close()
+	t.use.RLock()
+	defer t.use.RUnlock()
+	if !t.gone {
+		_ = t.ws.Close()
+	}
 }
 
 // release is the handler's last act: closing the socket makes a write in
@@ -114,7 +372,7 @@ func (e *Endpoint) upgradeWebSocket(c *fiber.Ctx, upgrade fiber.Handler) error {
 // (the Java client sends JSON in binary frames).
 func (e *Endpoint) serveWebSocket(ws *websocket.Conn, c *Conn) {
 	ws.SetReadLimit(int64(e.opts.MaxMessageSize) * 4)
-	t := &wsTransport{ws: ws, timeout: e.opts.SendTimeout}
+	t := newWSTransport(ws, e.opts.SendTimeout)
 	defer t.release()
 	var err error
 	if _, kind, _ := c.snapshot(); kind == kindNone {

@@ -55,6 +55,16 @@ func TestFastPathReadsTheHubsEncoding(t *testing.T) {
 			if !ok || seq != 4711 || sent != ca.UnixNano() {
 				t.Fatalf("%s %v: scan = %d, %v, %v; want 4711, %v", c.proto.Name(), ca, seq, time.Unix(0, sent).UTC(), ok, ca)
 			}
+			// The client's scanner cuts out the same record, for OnEvent only.
+			if arg, n := fp.ScanEvent(stream, "OnEvent"); n != k || !bytes.Equal(arg, m.Arguments[0].(signalr.RawValue)) {
+				t.Fatalf("%s: ScanEvent = %d bytes, %q; want %d, the ReadMessage argument", c.proto.Name(), n, arg, k)
+			}
+			if _, n := fp.ScanEvent(stream, "ReceiveMessage"); n != 0 {
+				t.Fatalf("%s: ScanEvent took a record for another method", c.proto.Name())
+			}
+			if _, n := fp.ScanEvent(stream[k:], "OnEvent"); n != 0 {
+				t.Fatalf("%s: ScanEvent took the ping", c.proto.Name())
+			}
 			// The ping is not an OnEvent: the real protocol reads it.
 			k2, err := fp.ReadMessage(stream[k:], 0, &m)
 			if err != nil || k2 != len(ping) || m.Type != signalr.TypePing {

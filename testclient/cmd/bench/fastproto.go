@@ -4,7 +4,10 @@ import (
 	"bytes"
 
 	"notifyhub/server/signalr"
+	"notifyhub/testclient"
 )
+
+var _ testclient.EventScanner = (*fastProtocol)(nil)
 
 // fastProtocol is the hub protocol of the tool's connections: the real one,
 // except that OnEvent invocations in exactly the form the hub writes them are
@@ -38,6 +41,15 @@ func (p *fastProtocol) ReadMessage(buf []byte, maxSize int, m *signalr.Message) 
 		return n, nil
 	}
 	return p.Protocol.ReadMessage(buf, maxSize, m)
+}
+
+// ScanEvent implements testclient.EventScanner: the client takes OnEvent
+// records straight from its read buffer, with no Message and no allocation.
+func (p *fastProtocol) ScanEvent(buf []byte, method string) (arg []byte, n int) {
+	if method != "OnEvent" {
+		return nil, 0
+	}
+	return p.onEvent(buf)
 }
 
 // onEvent returns the argument of an OnEvent record at the start of buf and
