@@ -49,15 +49,7 @@ type wsTransport struct {
 
 func newWSTransport(ws *websocket.Conn, timeout time.Duration) *wsTransport {
 	t := &wsTransport{ws: ws, nc: ws.NetConn(), timeout: timeout}
-	raw := t.nc
-	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
-		raw = u.UnsafeConn() // fasthttp's wrapper of a hijacked connection
-	}
-	if sc, ok := raw.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			t.rc = rc
-		}
-	}
+	t.rc = rawConn(t.nc)
 	// The library's own replies would write beside this writer; these go
 	// through it. Errors are the writer's to notice.
 	ws.SetPingHandler(func(data string) error {
@@ -140,50 +132,6 @@ func (t *wsTransport) tryLocked(frame []byte, a *attempt) (int, error) {
 		t.werr = err
 	}
 	return n, err
-}
-
-// attempt is a pool writer's state for writes that must not wait: the
-// arguments and results of its write callback, a method value made once per
-// writer, so that neither a write nor a connection allocates one.
-type attempt struct {
-	frame []byte
-	n     int
-	err   error
-	fn    func(fd uintptr) bool
-}
-
-func newAttempt() *attempt {
-	a := &attempt{}
-	a.fn = a.write
-	return a
-}
-
-// do writes as much of frame to rc as the socket takes at once.
-func (a *attempt) do(rc syscall.RawConn, frame []byte) (int, error) {
-	a.frame = frame
-	err := rc.Write(a.fn)
-	n := a.n
-	if err == nil {
-		err = a.err
-	}
-	a.frame, a.n, a.err = nil, 0, nil
-	return n, err
-}
-
-// write makes one write system call: returning true tells the runtime not
-// to wait for the socket.
-func (a *attempt) write(fd uintptr) bool {
-	for {
-		n, err := syscall.Write(int(fd), a.frame)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == syscall.EAGAIN {
-			err = nil
-		}
-		a.n, a.err = max(n, 0), err
-		return true
-	}
 }
 
 // finishWrite writes the rest of a frame that tryWrite began, waiting for
