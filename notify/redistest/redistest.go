@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -113,14 +112,6 @@ func (s *Server) Restart() {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
-// Pause stops the server process without closing its sockets (SIGSTOP): to
-// clients it looks like a network partition or a stalled host, connections
-// stay open and nothing answers.
-func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
-
-// Resume continues a paused server.
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 
 func (s *Server) signal(sig os.Signal) {
 	s.t.Helper()

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command floor measures the fan-out latency a bare Go program gets on this
 // machine, as a yardstick for the hub's figures from the load tool: every
 // 1/-rate seconds it writes one -size byte message to each of -n loopback TCP
