@@ -26,7 +26,9 @@ type writerPool struct {
 }
 
 // kick puts c in line and starts a writer if fewer than max run. The caller
-// holds c.mu; writers never hold mu while they take a Conn's lock.
+// has just set c.writing (holding c.mu) or is c's writer, which keeps it
+// set, so c is in line at most once. Writers never hold mu while they take
+// a Conn's lock.
 func (p *writerPool) kick(c *Conn) {
 	p.mu.Lock()
 	p.queue = append(p.queue, c)
