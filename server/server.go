@@ -331,7 +331,12 @@ func (s *Server) newEndpoint(protocols []signalr.Protocol, h signalr.Handler, sh
 				return nil, err
 			}
 			if err := s.checkProvisioned(c.UserContext(), p.Tenant, fiber.StatusForbidden); err != nil {
-				return nil, rejection{"not_provisioned", err}
+				// A 503 (the store failing) is not the client's fault: not counted.
+				var ae *authError
+				if errors.As(err, &ae) && ae.status == fiber.StatusForbidden {
+					err = rejection{"not_provisioned", err}
+				}
+				return nil, err
 			}
 			cl := &client{principal: p, authAt: time.Now()}
 			if len(p.Channels) > 0 && authorize == nil { // the main hub: a connection token's channels
