@@ -148,9 +148,12 @@ func TestStatefulReconnectAcksAndDropsDuplicates(t *testing.T) {
 	// The client resends from its oldest unacknowledged message; pretend the
 	// Ack was lost, so 1 and 2 come again.
 	send(t, ws2, "{\"type\":9,\"sequenceId\":1}\x1e", count(1), count(2), count(3))
-	readUntil(t, ws2, `{"type":8,"sequenceId":3}`)
-	if got := h.rec.calls.Load(); got != 3 {
-		t.Fatalf("%d invocations ran, want 3 (duplicates dropped)", got)
+	// An Ack says received, not run; a connection's invocations run in
+	// order, so once Echo has answered, everything before it has run.
+	send(t, ws2, "{\"type\":1,\"invocationId\":\"sync\",\"target\":\"Echo\",\"arguments\":[\"done\"]}\x1e")
+	readUntil(t, ws2, `{"type":3,"invocationId":"sync","result":"done"}`)
+	if got := h.rec.calls.Load(); got != 4 {
+		t.Fatalf("%d invocations ran, want 4: Count 1-3 once each (duplicates dropped) and Echo", got)
 	}
 }
 
