@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -376,4 +378,28 @@ func TestDrainingRefusesNewConnections(t *testing.T) {
 		t.Fatalf("a new connection while draining: %v, want 503", err)
 	}
 	<-done
+}
+
+// A hub stopped right after it started stops: its listeners' goroutines may
+// not have begun serving yet, and must not begin afterwards.
+func TestShutdownRightAfterStart(t *testing.T) {
+	for i := range 30 {
+		cfg := server.DefaultConfig()
+		cfg.HubAddr, cfg.InternalAddr, cfg.JWTSecret = "127.0.0.1:0", "127.0.0.1:0", testSecret
+		cfg.StorePath = filepath.Join(t.TempDir(), "notifyhub.db")
+		srv, err := server.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Shutdown(context.Background()) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run %d: shutdown: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d: shutdown did not return", i)
+		}
+	}
 }

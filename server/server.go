@@ -271,6 +271,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	s.cancel()
 	err := errors.Join(drainErr, s.public.ShutdownWithContext(ctx), s.internal.ShutdownWithContext(ctx))
+	// fasthttp closes only the listeners its Serve has registered: one whose
+	// goroutine had not started yet (a Shutdown right after Start) would
+	// start afterwards and serve for ever. Closing them ends that Serve too.
+	_ = s.publicLn.Close()
+	_ = s.internalLn.Close()
 	s.wg.Wait()
 	// Last: the webhook workers have stopped, and the file lock is released
 	// for the next process.
