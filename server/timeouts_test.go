@@ -164,7 +164,11 @@ func TestListenerTimeoutsSpareLongLivedTransports(t *testing.T) {
 			defer close(lines)
 			sc := bufio.NewScanner(resp.Body)
 			for sc.Scan() {
-				lines <- sc.Text()
+				select {
+				case lines <- sc.Text():
+				case <-ctx.Done(): // the test has returned
+					return
+				}
 			}
 		}()
 		start := time.Now()
