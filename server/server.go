@@ -276,7 +276,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// start afterwards and serve for ever. Closing them ends that Serve too.
 	_ = s.publicLn.Close()
 	_ = s.internalLn.Close()
-	s.wg.Wait()
+	stopped := make(chan struct{})
+	go func() { s.wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		// The drain may have used up ctx: what was cancelled just now gets
+		// a moment to end. Past that, something is stuck; the process can
+		// still exit, and the store stays open, as something may use it.
+		select {
+		case <-stopped:
+		case <-time.After(time.Second):
+			return errors.Join(err, fmt.Errorf("background work did not stop in time: %w", ctx.Err()))
+		}
+	}
 	// Last: the webhook workers have stopped, and the file lock is released
 	// for the next process.
 	if cerr := s.store.Close(); cerr != nil {
