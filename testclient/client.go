@@ -232,7 +232,9 @@ func (c *Client) readLoop() {
 	for {
 		_, r, err := c.ws.NextReader()
 		if err == nil {
-			buf, err = readAppend(r, buf)
+			b := bytes.NewBuffer(buf)
+			_, err = b.ReadFrom(r)
+			buf = b.Bytes()
 		}
 		if err != nil {
 			c.fail(err)
@@ -262,23 +264,6 @@ func (c *Client) readLoop() {
 		buf = buf[:copy(buf, rest)] // keep an incomplete record at the front
 		if cap(buf) > 64<<10 {
 			buf = append([]byte(nil), buf...) // do not keep what one large message grew
-		}
-	}
-}
-
-// readAppend appends everything r yields to dst.
-func readAppend(r io.Reader, dst []byte) ([]byte, error) {
-	for {
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
-		}
-		n, err := r.Read(dst[len(dst):cap(dst)])
-		dst = dst[:len(dst)+n]
-		if err == io.EOF {
-			return dst, nil
-		}
-		if err != nil {
-			return dst, err
 		}
 	}
 }

@@ -1,9 +1,9 @@
 package signalr
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -346,12 +346,13 @@ func (e *Endpoint) serveWebSocket(ws *websocket.Conn, c *Conn) {
 			return
 		}
 		bp := e.writeBuffers.Get().(*[]byte)
-		data, err := readAll(r, (*bp)[:0])
-		*bp = data[:0]
+		msg := bytes.NewBuffer((*bp)[:0]) // a pooled buffer, not io.ReadAll's
+		_, err = msg.ReadFrom(r)
+		*bp = msg.Bytes()[:0]
 		if err == nil {
-			err = receiveOffReader(c, t, data)
+			err = receiveOffReader(c, t, msg.Bytes())
 		}
-		e.writeBuffers.Put(bp)
+		c.putWriteBuffer(bp) // a large message's buffer is not kept
 		switch {
 		case err == nil:
 		case errors.Is(err, errStaleReader), errors.Is(err, errConnGone):
@@ -379,22 +380,6 @@ func (e *Endpoint) waitClosed(c *Conn) {
 	select {
 	case <-c.done:
 	case <-time.After(e.opts.SendTimeout):
-	}
-}
-
-func readAll(r io.Reader, dst []byte) ([]byte, error) {
-	for {
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
-		}
-		n, err := r.Read(dst[len(dst):cap(dst)])
-		dst = dst[:len(dst)+n]
-		if err == io.EOF {
-			return dst, nil
-		}
-		if err != nil {
-			return dst, err
-		}
 	}
 }
 
