@@ -86,10 +86,8 @@ func newChannels(cat *payloads.Catalogue, gate eventGate, event string, scopes [
 		if !ok || scope == "" || !validTenant(name) || strings.ContainsAny(name, ":#") {
 			return nil, fmt.Errorf("HUB_CHANNEL_SCOPES: %q: want scope=channel-name, e.g. shipments.read=shipments", pair)
 		}
-		if cat.Known(name) {
-			if err := gate.check(name); err != nil {
-				return nil, fmt.Errorf("HUB_CHANNEL_SCOPES: %q: %w", pair, err)
-			}
+		if err := cs.gated(name); err != nil {
+			return nil, fmt.Errorf("HUB_CHANNEL_SCOPES: %q: %w", pair, err)
 		}
 		cs.scopes = append(cs.scopes, scopeChannel{scope, name})
 	}
@@ -123,7 +121,7 @@ func (cs *channels) connectFilters(p *Principal) ([]payloads.Filter, error) {
 	var fs []payloads.Filter
 	for _, name := range p.Channels {
 		ch, err := parseChannel(name)
-		if err != nil || cs.gated(ch) != nil || ch.Tenant != p.Tenant || (ch.Private() && ch.User != p.Subject) {
+		if err != nil || cs.gated(ch.Name) != nil || ch.Tenant != p.Tenant || (ch.Private() && ch.User != p.Subject) {
 			return nil, forbidden("the connection token names a channel it may not join")
 		}
 		fs = append(fs, cs.filter(ch))
@@ -131,14 +129,14 @@ func (cs *channels) connectFilters(p *Principal) ([]payloads.Filter, error) {
 	return fs, nil
 }
 
-// gated refuses (403) a channel that names a gated event (see eventGate):
-// a channel would be a way around the site roles.
-func (cs *channels) gated(c channel) error {
-	if !cs.catalogue.Known(c.Name) {
+// gated refuses (403) a channel name that is a gated event (see
+// eventGate): a channel would be a way around the site roles.
+func (cs *channels) gated(name string) error {
+	if !cs.catalogue.Known(name) {
 		return nil
 	}
-	if err := cs.gate.check(c.Name); err != nil {
-		return forbidden("channel %q: %v", c.String(), err)
+	if err := cs.gate.check(name); err != nil {
+		return forbidden("channel %q: %v", name, err)
 	}
 	return nil
 }
@@ -199,7 +197,7 @@ func (h *mainHub) invokeChannel(c *signalr.Conn, name string, args []any) (any, 
 	if err != nil {
 		return nil, fail("%v", err)
 	}
-	if err := h.channels.gated(ch); err != nil {
+	if err := h.channels.gated(ch.Name); err != nil {
 		return nil, fail("%v.", err)
 	}
 	if ch.Tenant != cl.Tenant() {

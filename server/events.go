@@ -116,7 +116,7 @@ func (s *Server) subscriptionToken(c *fiber.Ctx) error {
 	if err := authorizeChannel(p, ch, s.cfg.AdminScope); err != nil {
 		return s.respondError(c, "", err)
 	}
-	if err := s.channels.gated(ch); err != nil {
+	if err := s.channels.gated(ch.Name); err != nil {
 		return s.respondError(c, "", err)
 	}
 	if err := s.checkProvisioned(c.UserContext(), p.Tenant, fiber.StatusForbidden); err != nil {

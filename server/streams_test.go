@@ -228,14 +228,28 @@ func TestGatedEvents(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`[{"name":"all-entries","path":"/all","events":["access.entry"]}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.DefaultConfig()
-	cfg.HubAddr, cfg.InternalAddr, cfg.JWTSecret = "127.0.0.1:0", "127.0.0.1:0", testSecret
-	cfg.StreamsFile, cfg.Streams = file, append(cfg.Streams, "all-entries")
-	if srv, err := server.Start(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "siteRoles") {
-		if srv != nil {
-			_ = srv.Shutdown(ctx)
+	configs := []struct {
+		name, want string
+		mutate     func(*server.Config)
+	}{
+		{"a stream serving a gated event without roles", "siteRoles", func(c *server.Config) {
+			c.StreamsFile, c.Streams = file, append(c.Streams, "all-entries")
+		}},
+		{"a scope granting a gated event's channel", "site roles", func(c *server.Config) {
+			c.ChannelScopes = []string{"entries.read=" + server.EventAccessEntry}
+		}},
+	}
+	for _, tt := range configs {
+		cfg := server.DefaultConfig()
+		cfg.HubAddr, cfg.InternalAddr, cfg.JWTSecret = "127.0.0.1:0", "127.0.0.1:0", testSecret
+		cfg.StorePath = filepath.Join(t.TempDir(), "notifyhub.db")
+		tt.mutate(&cfg)
+		if srv, err := server.Start(ctx, cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if srv != nil {
+				_ = srv.Shutdown(ctx)
+			}
+			t.Errorf("%s: %v, want a configuration error naming %s", tt.name, err, tt.want)
 		}
-		t.Fatalf("a stream serving a gated event without roles: %v, want a configuration error", err)
 	}
 }
 
