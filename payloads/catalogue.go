@@ -33,7 +33,7 @@ func DefaultCatalogue() *Catalogue {
 func NewCatalogue(events, resourceEvents []string) (*Catalogue, error) {
 	c := &Catalogue{events: make(map[string]bool, len(events))}
 	for _, e := range events {
-		if err := validName(e); err != nil {
+		if err := ValidName(e); err != nil {
 			return nil, fmt.Errorf("event %q: %w", e, err)
 		}
 		c.events[e] = false
@@ -75,7 +75,9 @@ func (c *Catalogue) unknown(event string) error {
 // MaxNameLength bounds event and resource names.
 const MaxNameLength = 128
 
-func validName(s string) error {
+// ValidName checks an event, resource, site or user name: 1-MaxNameLength
+// printable ASCII characters without spaces.
+func ValidName(s string) error {
 	switch {
 	case s == "":
 		return fmt.Errorf("must not be empty")

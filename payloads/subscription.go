@@ -63,7 +63,7 @@ func (c *Catalogue) Filter(req *SubscriptionRequest) (Filter, error) {
 	f.Resources = make([]ResourceFilter, len(req.Resources))
 	for i, r := range req.Resources {
 		field := "r[" + strconv.Itoa(i) + "]"
-		if err := validName(r.Name); err != nil {
+		if err := ValidName(r.Name); err != nil {
 			return f, fieldErr(field+".n", "resource name %v", err)
 		}
 		rf := ResourceFilter{Name: r.Name}

@@ -150,7 +150,7 @@ func (c *Catalogue) parseNotification(raw []byte, now time.Time) (Notification, 
 		if err := strictUnmarshal(n.Payload, &p); err != nil {
 			return n, prefixed("p", err)
 		}
-		if err := validName(p.Name); err != nil {
+		if err := ValidName(p.Name); err != nil {
 			return n, fieldErr("p.n", "resource name %v", err)
 		}
 		if !p.Action.Valid() {
@@ -164,7 +164,7 @@ func (c *Catalogue) parseNotification(raw []byte, now time.Time) (Notification, 
 			return n, prefixed("route", err)
 		}
 		if r.Site != "" {
-			if err := validName(r.Site); err != nil {
+			if err := ValidName(r.Site); err != nil {
 				return n, fieldErr("route.site", "%v", err)
 			}
 		}
@@ -172,7 +172,7 @@ func (c *Catalogue) parseNotification(raw []byte, now time.Time) (Notification, 
 			return n, fieldErr("route.users", "%d users exceed the limit of %d", len(r.Users), MaxRouteUsers)
 		}
 		for i, u := range r.Users {
-			if err := validName(u); err != nil {
+			if err := ValidName(u); err != nil {
 				return n, fieldErr("route.users["+strconv.Itoa(i)+"]", "%v", err)
 			}
 		}

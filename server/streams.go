@@ -190,8 +190,11 @@ func (s *StreamEndpoint) authorize(c *fiber.Ctx, p *Principal) ([]payloads.Filte
 		return nil, &authError{http.StatusBadRequest, fmt.Sprintf("the %s query parameter names one site; leave it out for all", s.SiteParam)}
 	}
 	for name, v := range map[string]string{s.SiteParam: site, s.UserParam: user} {
-		if v != "" && !validTenant(v) {
-			return nil, &authError{http.StatusBadRequest, fmt.Sprintf("the %s query parameter must be 1-128 printable characters", name)}
+		if v == "" {
+			continue
+		}
+		if err := payloads.ValidName(v); err != nil {
+			return nil, &authError{http.StatusBadRequest, fmt.Sprintf("the %s query parameter %v", name, err)}
 		}
 	}
 	if s.SiteRoles {

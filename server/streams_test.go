@@ -183,6 +183,10 @@ func TestStreamAuthorization(t *testing.T) {
 	if _, err := env.dialStream("/v1/hub/entries?site_id=s1&user_id=alice", admin, sample); err != nil {
 		t.Errorf("admin on a user stream: %v", err)
 	}
+	// Site ids follow the publish format's name rule, which allows '/'.
+	if _, err := env.dialStream("/v1/hub/entries?site_id=eu%2Fs1", env.streamToken("t1", "eu", map[string]any{"eu/s1": "site_admin"}), sample); err != nil {
+		t.Errorf("a site id with a slash: %v", err)
+	}
 	everywhere := env.streamToken("t1", "ops", map[string]any{server.AllSites: "site_super_user"})
 	for _, path := range []string{"/v1/hub/entries?site_id=s9", "/hub/entry", "/hub/incident?collectionId=s1"} {
 		if _, err := env.dialStream(path, everywhere, sample); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"notifyhub/notify"
+	"notifyhub/payloads"
 )
 
 // The webhook endpoints API of the internal listener. Tokens need the admin
@@ -208,8 +209,8 @@ func (s *Server) applyWebhookRequest(w *notify.Webhook, req webhookRequest) *err
 			return bad("resources", "more than %d resources", maxWebhookFilter)
 		}
 		for i, r := range *req.Resources {
-			if !validTenant(r) {
-				return bad("resources["+strconv.Itoa(i)+"]", "must be 1-128 printable ASCII characters without spaces or slashes")
+			if err := payloads.ValidName(r); err != nil {
+				return bad("resources["+strconv.Itoa(i)+"]", "a resource name %v", err)
 			}
 		}
 		w.Resources = slices.Compact(slices.Sorted(slices.Values(*req.Resources)))
