@@ -679,18 +679,7 @@ func TestBackoff(t *testing.T) {
 func BenchmarkFirstSubscribe(b *testing.B) {
 	ev := payloads.Filter{Event: payloads.EventLicenceActivated}
 	run := func(b *testing.B, bp Backplane) {
-		h := New(Options{Backplane: bp})
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped, err := h.Start(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { cancel(); <-stopped })
-		if rb, ok := bp.(*RedisBackplane); ok {
-			for rb.Ready() != nil {
-				time.Sleep(time.Millisecond)
-			}
-		}
+		h := startHub(b, bp)
 		subs := make([]fakeSub, b.N)
 		b.ResetTimer()
 		for i := range subs {
@@ -734,16 +723,7 @@ func TestRedisSilentDoesNotStallSubscriptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(Options{Backplane: bp})
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped, err := h.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); <-stopped })
-	for bp.Ready() != nil {
-		time.Sleep(5 * time.Millisecond)
-	}
+	h := startHub(t, bp)
 	ev := payloads.Filter{Event: payloads.EventLicenceActivated}
 	leaving, staying := &fakeSub{tenant: "leaving"}, &fakeSub{tenant: "staying"}
 	for _, s := range []*fakeSub{leaving, staying} {
@@ -752,6 +732,7 @@ func TestRedisSilentDoesNotStallSubscriptions(t *testing.T) {
 		}
 	}
 
+	ctx := context.Background()
 	raw := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer raw.Close()
 	const silence = 4 * time.Second

@@ -45,6 +45,24 @@ func (r *routerBackplane) takeCalls() []string {
 	return c
 }
 
+// startHub starts a hub on bp until the test ends, and waits until bp
+// reaches every node.
+func startHub(tb testing.TB, bp Backplane) *Hub {
+	tb.Helper()
+	h := New(Options{Backplane: bp})
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped, err := h.Start(ctx)
+	if err != nil {
+		cancel()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cancel(); <-stopped })
+	for bp.Ready() != nil {
+		time.Sleep(time.Millisecond)
+	}
+	return h
+}
+
 type fakeSub struct {
 	tenant string
 	subs   subscriptions.Set
@@ -106,12 +124,7 @@ func TestTenantRouterHook(t *testing.T) {
 // balanced. Run with -race.
 func TestTenantRouterHookConcurrent(t *testing.T) {
 	r := &routerBackplane{MemoryBackplane: NewMemoryBackplane()}
-	h := New(Options{Backplane: r})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if _, err := h.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	h := startHub(t, r)
 	ev := payloads.Filter{Event: payloads.EventLicenceActivated}
 	var wg sync.WaitGroup
 	for g := range 16 {
