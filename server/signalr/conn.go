@@ -231,23 +231,13 @@ func (c *Conn) writeTurn(a *attempt) {
 	*bp = b.data[:0]
 	if len(b.data) > frameHeadroom {
 		rest, held, err := b.tr.tryWrite(b.data, b.binary, a)
-		switch {
-		case err != nil:
-			c.ep.log.Debug("write failed", "conn", c.id, "err", err)
-			c.transportLost(b.tr, false)
-		case rest != nil:
+		if err == nil && rest != nil {
 			go c.writeSlow(b, rest, held, bp)
 			return
-		default:
-			c.lastWrite.Store(time.Now().UnixNano())
 		}
+		c.wrote(b.tr, err)
 	}
-	c.putWriteBuffer(bp)
-	if b.last {
-		c.finish()
-		return
-	}
-	if c.moreToWrite() {
+	if c.doneWith(b, bp) {
 		c.ep.writers.kick(c)
 	}
 }
@@ -256,20 +246,31 @@ func (c *Conn) writeTurn(a *attempt) {
 // unwritten end of b's frame; held: the transport's write lock is already
 // ours), then writes c's frames on this goroutine until the queue is empty.
 func (c *Conn) writeSlow(b batch, rest []byte, held bool, bp *[]byte) {
-	if err := b.tr.finishWrite(rest, held); err != nil {
-		c.ep.log.Debug("write failed", "conn", c.id, "err", err)
-		c.transportLost(b.tr, false)
-	} else {
-		c.lastWrite.Store(time.Now().UnixNano())
+	c.wrote(b.tr, b.tr.finishWrite(rest, held))
+	if c.doneWith(b, bp) {
+		c.writeLoop()
 	}
+}
+
+// wrote records how a write of a batch on tr ended.
+func (c *Conn) wrote(tr transport, err error) {
+	if err != nil {
+		c.ep.log.Debug("write failed", "conn", c.id, "err", err)
+		c.transportLost(tr, false)
+		return
+	}
+	c.lastWrite.Store(time.Now().UnixNano())
+}
+
+// doneWith returns a written batch's buffer and reports whether c has more
+// to write; not if b was its last (c is finished).
+func (c *Conn) doneWith(b batch, bp *[]byte) bool {
 	c.putWriteBuffer(bp)
 	if b.last {
 		c.finish()
-		return
+		return false
 	}
-	if c.moreToWrite() {
-		c.writeLoop()
-	}
+	return c.moreToWrite()
 }
 
 // writeLoop writes queued frames with blocking writes until the queue is
@@ -283,12 +284,7 @@ func (c *Conn) writeLoop() {
 		b := c.takeBatch(nil, (*bp)[:frameHeadroom])
 		*bp = b.data[:0]
 		if len(b.data) > frameHeadroom {
-			if err := b.tr.write(b.data, b.binary); err != nil {
-				c.ep.log.Debug("write failed", "conn", c.id, "err", err)
-				c.transportLost(b.tr, false)
-			} else {
-				c.lastWrite.Store(time.Now().UnixNano())
-			}
+			c.wrote(b.tr, b.tr.write(b.data, b.binary))
 		}
 		if b.last {
 			c.finish()
