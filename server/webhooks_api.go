@@ -125,9 +125,14 @@ func (s *Server) webhookAuth(c *fiber.Ctx) (string, error) {
 	return tenant, nil
 }
 
-// tenantWebhook finds the endpoint of the request's tenant and id; it
-// answers 404 itself.
-func (s *Server) tenantWebhook(c *fiber.Ctx, tenant string) (notify.Webhook, error) {
+// tenantWebhook authorizes a request for one endpoint (webhookAuth) and
+// finds the endpoint of its tenant and id; it answers refusals and 404
+// itself (errAnswered).
+func (s *Server) tenantWebhook(c *fiber.Ctx) (notify.Webhook, error) {
+	tenant, err := s.webhookAuth(c)
+	if err != nil {
+		return notify.Webhook{}, err
+	}
 	w, found, err := s.store.Webhook(c.UserContext(), c.Params("webhookId"))
 	if err != nil {
 		return w, s.storeFailed(c, "read webhook", err)
@@ -284,11 +289,7 @@ func (s *Server) listWebhooks(c *fiber.Ctx) error {
 
 // getWebhook returns one endpoint with its secret.
 func (s *Server) getWebhook(c *fiber.Ctx) error {
-	tenant, err := s.webhookAuth(c)
-	if err != nil {
-		return done(err)
-	}
-	w, err := s.tenantWebhook(c, tenant)
+	w, err := s.tenantWebhook(c)
 	if err != nil {
 		return done(err)
 	}
@@ -298,11 +299,7 @@ func (s *Server) getWebhook(c *fiber.Ctx) error {
 // updateWebhook changes the fields present in the body. "enabled": true
 // re-enables a disabled endpoint; deliveries queued from then on are sent.
 func (s *Server) updateWebhook(c *fiber.Ctx) error {
-	tenant, err := s.webhookAuth(c)
-	if err != nil {
-		return done(err)
-	}
-	if _, err := s.tenantWebhook(c, tenant); err != nil {
+	if _, err := s.tenantWebhook(c); err != nil {
 		return done(err)
 	}
 	req, err := decodeWebhookRequest(c.Body())
@@ -331,11 +328,7 @@ func (s *Server) updateWebhook(c *fiber.Ctx) error {
 
 // deleteWebhook deletes an endpoint with its pending deliveries: 204.
 func (s *Server) deleteWebhook(c *fiber.Ctx) error {
-	tenant, err := s.webhookAuth(c)
-	if err != nil {
-		return done(err)
-	}
-	w, err := s.tenantWebhook(c, tenant)
+	w, err := s.tenantWebhook(c)
 	if err != nil {
 		return done(err)
 	}
@@ -343,18 +336,14 @@ func (s *Server) deleteWebhook(c *fiber.Ctx) error {
 		return done(s.storeFailed(c, "delete webhook", err))
 	}
 	s.webhooks.Kick(w.ID)
-	s.log.Info("webhook endpoint deleted", "tenant", tenant, "webhook", w.ID)
+	s.log.Info("webhook endpoint deleted", "tenant", w.Tenant, "webhook", w.ID)
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
 // webhookDeliveries returns an endpoint's deliveries, newest first: the
 // pending ones, then the log of finished ones. ?limit= (default 100).
 func (s *Server) webhookDeliveries(c *fiber.Ctx) error {
-	tenant, err := s.webhookAuth(c)
-	if err != nil {
-		return done(err)
-	}
-	w, err := s.tenantWebhook(c, tenant)
+	w, err := s.tenantWebhook(c)
 	if err != nil {
 		return done(err)
 	}
