@@ -113,6 +113,16 @@ func startNode(t *testing.T, url string, mutate ...func(*RedisOptions)) *node {
 	return n
 }
 
+// startTwoNodes starts a Redis and two nodes on it, both ready.
+func startTwoNodes(t *testing.T) (*redistest.Server, *node, *node) {
+	t.Helper()
+	r := redistest.Start(t)
+	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a.waitReady(true)
+	b.waitReady(true)
+	return r, a, b
+}
+
 // waitReady waits until Ready reports want (nil: ready).
 func (n *node) waitReady(ready bool) {
 	n.t.Helper()
@@ -202,10 +212,7 @@ func note(ref string) payloads.Notification {
 }
 
 func TestRedisBackplaneCrossNode(t *testing.T) {
-	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
-	a.waitReady(true)
-	b.waitReady(true)
+	_, a, b := startTwoNodes(t)
 
 	b.watch("t1")
 	b.watch("t2")
@@ -249,10 +256,7 @@ func TestRedisBackplaneCrossNode(t *testing.T) {
 }
 
 func TestRedisBackplaneOrderAndExactlyOnce(t *testing.T) {
-	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
-	a.waitReady(true)
-	b.waitReady(true)
+	_, a, b := startTwoNodes(t)
 	a.watch("t")
 	b.watch("t")
 
@@ -299,10 +303,7 @@ func TestRedisBackplaneOrderAndExactlyOnce(t *testing.T) {
 }
 
 func TestRedisBackplaneUnwatch(t *testing.T) {
-	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
-	a.waitReady(true)
-	b.waitReady(true)
+	_, a, b := startTwoNodes(t)
 	b.watch("t1")
 	b.watch("t2")
 	a.mustPublish("t1", note("1"))
@@ -358,10 +359,7 @@ func TestRedisBackplaneDecodeErrors(t *testing.T) {
 // Redis is back every node resubscribes (tenants watched meanwhile
 // included) and cross-node delivery resumes.
 func TestRedisBackplaneRestart(t *testing.T) {
-	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
-	a.waitReady(true)
-	b.waitReady(true)
+	r, a, b := startTwoNodes(t)
 	a.watch("t")
 	b.watch("t")
 	a.mustPublish("t", note("before"))
@@ -410,10 +408,7 @@ func TestRedisBackplaneRestart(t *testing.T) {
 // closing connections: the health check notices, publishes time out into
 // local delivery, and the node recovers when Redis answers again.
 func TestRedisBackplanePause(t *testing.T) {
-	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
-	a.waitReady(true)
-	b.waitReady(true)
+	r, a, b := startTwoNodes(t)
 	a.watch("t")
 	b.watch("t")
 
